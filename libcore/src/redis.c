@@ -1,0 +1,586 @@
+/* Redis client on hiredis async + libuv: reconnect with backoff, command timeouts,
+ * scripts by SHA with NOSCRIPT recovery. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libuv.h>
+#include <openssl/sha.h>
+#include "skein/sk_redis.h"
+#include "skein/sk_mem.h"
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "skein/sk_metrics.h"
+
+SK_LOG_MODULE("redis");
+
+struct sk_redis_script {
+	struct sk_redis *r;
+	char *src;
+	char sha[41];
+	struct sk_redis_script *next;
+};
+
+/* One command in flight. Redis answers in order, so the list head is the oldest. */
+struct rcmd {
+	struct sk_redis *r;
+	sk_redis_reply_cb *cb;
+	void *arg;
+	uint64_t sent;
+	struct sk_redis_script *script; /* EVALSHA: args kept to re-send as EVAL */
+	int nkeys, argc;
+	char **argv;
+	size_t *lens;
+	bool internal;
+	struct rcmd *prev, *next;
+};
+
+struct sk_redis {
+	uv_loop_t *loop;
+	char *host;
+	int port; /* 0: unix socket at host */
+	uint64_t timeout, bmin, bmax, backoff;
+	redisAsyncContext *ac;
+	bool up, closing, timed_out;
+	uv_timer_t *timer; /* reconnect and health */
+	uint64_t next_connect, last_ping;
+	struct rcmd *head, *tail;
+	size_t inflight;
+	struct sk_redis_script *scripts;
+	sk_redis_state_cb *scb;
+	void *arg;
+	struct sk_redis_stats st;
+	struct {
+		struct sk_counter *commands, *errors, *timeouts, *reconnects, *reloads;
+		struct sk_gauge *up;
+	} m;
+};
+
+static void rcmd_free(struct rcmd *c)
+{
+	for (int i = 0; c->argv && i < c->argc; i++)
+		free(c->argv[i]);
+	free(c->argv);
+	free(c->lens);
+	free(c);
+}
+
+static void unlink_cmd(struct sk_redis *r, struct rcmd *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		r->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		r->tail = c->prev;
+	r->inflight--;
+}
+
+static void set_up(struct sk_redis *r, bool up)
+{
+	if (r->up == up)
+		return;
+	r->up = up;
+	if (r->m.up)
+		sk_gauge_set(r->m.up, up);
+	if (r->scb)
+		r->scb(up, r->arg);
+}
+
+static int send_cmd(struct sk_redis *r, struct rcmd *c, int argc, const char **argv,
+		    const size_t *lens);
+
+static int resend_as_eval(struct sk_redis *r, struct rcmd *c)
+{
+	const char *argv[c->argc + 3];
+	size_t lens[c->argc + 3];
+	char nk[16];
+
+	snprintf(nk, sizeof(nk), "%d", c->nkeys);
+	argv[0] = "EVAL";
+	lens[0] = 4;
+	argv[1] = c->script->src;
+	lens[1] = strlen(c->script->src);
+	argv[2] = nk;
+	lens[2] = strlen(nk);
+	for (int i = 0; i < c->argc; i++) {
+		argv[i + 3] = c->argv[i];
+		lens[i + 3] = c->lens[i];
+	}
+	c->script = NULL; /* once */
+	return send_cmd(r, c, c->argc + 3, argv, lens);
+}
+
+static void on_reply(redisAsyncContext *ac, void *rv, void *priv)
+{
+	struct rcmd *c = priv;
+	struct sk_redis *r = c->r;
+	redisReply *reply = rv;
+	int err = 0;
+
+	(void)ac;
+	unlink_cmd(r, c);
+	if (!reply) {
+		err = r->closing ? SK_ECANCELED : r->timed_out ? SK_ETIMEDOUT : SK_ENOTCONN;
+	} else if (reply->type == REDIS_REPLY_ERROR) {
+		if (c->script && !strncmp(reply->str, "NOSCRIPT", 8) && r->up) {
+			/* The server lost its script cache: EVAL loads it again. */
+			r->st.script_reloads++;
+			if (r->m.reloads)
+				sk_counter_inc(r->m.reloads);
+			SK_NOTICE("script %.12s missing on the server; reloading", c->script->sha);
+			if (resend_as_eval(r, c) == 0)
+				return;
+			err = SK_ENOTCONN;
+			reply = NULL;
+		} else {
+			err = SK_EREDIS;
+			r->st.errors++;
+			if (r->m.errors)
+				sk_counter_inc(r->m.errors);
+		}
+	}
+	if (c->cb)
+		c->cb(err, reply, c->arg);
+	rcmd_free(c);
+}
+
+static int send_cmd(struct sk_redis *r, struct rcmd *c, int argc, const char **argv,
+		    const size_t *lens)
+{
+	if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, lens) != REDIS_OK)
+		return SK_ENOTCONN;
+	c->sent = uv_now(r->loop);
+	c->prev = r->tail;
+	c->next = NULL;
+	if (r->tail)
+		r->tail->next = c;
+	else
+		r->head = c;
+	r->tail = c;
+	r->inflight++;
+	r->st.commands++;
+	if (r->m.commands)
+		sk_counter_inc(r->m.commands);
+	return 0;
+}
+
+static int cmd_start(struct sk_redis *r, sk_redis_reply_cb *cb, void *arg, int argc,
+		     const char **argv, const size_t *lens, struct sk_redis_script *script,
+		     int nkeys, int nargs, bool internal)
+{
+	struct rcmd *c;
+	size_t slens[argc > 0 ? argc : 1];
+	int err;
+
+	if (!r->up || !r->ac)
+		return r->closing ? SK_ECANCELED : SK_ENOTCONN;
+	if (!lens) {
+		for (int i = 0; i < argc; i++)
+			slens[i] = strlen(argv[i]);
+		lens = slens;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return SK_ENOMEM;
+	c->r = r;
+	c->cb = cb;
+	c->arg = arg;
+	c->internal = internal;
+	if (script) {
+		/* Keep the script's own arguments (after EVALSHA sha nkeys). */
+		c->script = script;
+		c->nkeys = nkeys;
+		c->argc = nargs;
+		c->argv = calloc(nargs ? nargs : 1, sizeof(*c->argv));
+		c->lens = calloc(nargs ? nargs : 1, sizeof(*c->lens));
+		if (!c->argv || !c->lens)
+			goto nomem;
+		for (int i = 0; i < nargs; i++) {
+			c->argv[i] = malloc(lens[i + 3] + 1);
+			if (!c->argv[i])
+				goto nomem;
+			memcpy(c->argv[i], argv[i + 3], lens[i + 3]);
+			c->argv[i][lens[i + 3]] = '\0';
+			c->lens[i] = lens[i + 3];
+		}
+	}
+	err = send_cmd(r, c, argc, argv, lens);
+	if (err)
+		rcmd_free(c);
+	return err;
+nomem:
+	rcmd_free(c);
+	return SK_ENOMEM;
+}
+
+int sk_redis_cmd(struct sk_redis *r, sk_redis_reply_cb *cb, void *arg, int argc,
+		 const char **argv, const size_t *lens)
+{
+	if (!r || argc < 1 || !argv)
+		return SK_EINVAL;
+	return cmd_start(r, cb, arg, argc, argv, lens, NULL, 0, 0, false);
+}
+
+int sk_redis_cmdf(struct sk_redis *r, sk_redis_reply_cb *cb, void *arg, const char *fmt, ...)
+{
+	struct rcmd *c;
+	va_list ap;
+	int st;
+
+	if (!r->up || !r->ac)
+		return r->closing ? SK_ECANCELED : SK_ENOTCONN;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return SK_ENOMEM;
+	c->r = r;
+	c->cb = cb;
+	c->arg = arg;
+	va_start(ap, fmt);
+	st = redisvAsyncCommand(r->ac, on_reply, c, fmt, ap);
+	va_end(ap);
+	if (st != REDIS_OK) {
+		free(c);
+		return SK_EINVAL;
+	}
+	c->sent = uv_now(r->loop);
+	c->prev = r->tail;
+	if (r->tail)
+		r->tail->next = c;
+	else
+		r->head = c;
+	r->tail = c;
+	r->inflight++;
+	r->st.commands++;
+	return 0;
+}
+
+int sk_redis_eval(struct sk_redis_script *s, sk_redis_reply_cb *cb, void *arg, int nkeys,
+		  int argc, const char **argv, const size_t *lens)
+{
+	const char *av[argc + 3];
+	size_t lv[argc + 3];
+	char nk[16];
+
+	if (!s || nkeys < 0 || nkeys > argc)
+		return SK_EINVAL;
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	av[0] = "EVALSHA";
+	av[1] = s->sha;
+	av[2] = nk;
+	for (int i = 0; i < 3; i++)
+		lv[i] = strlen(av[i]);
+	for (int i = 0; i < argc; i++) {
+		av[i + 3] = argv[i];
+		lv[i + 3] = lens ? lens[i] : strlen(argv[i]);
+	}
+	return cmd_start(s->r, cb, arg, argc + 3, av, lv, s, nkeys, argc, false);
+}
+
+/* ---- connection management ---- */
+
+static void script_loaded(int err, struct redisReply *reply, void *arg)
+{
+	struct sk_redis_script *s = arg;
+
+	if (err == SK_EREDIS)
+		SK_ERROR("SCRIPT LOAD %.12s failed: %s", s->sha, reply->str);
+	else if (!err && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, s->sha))
+		SK_ERROR("script sha mismatch: %s vs %s", reply->str, s->sha);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct sk_redis *r = ac->data;
+
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback. */
+		SK_DEBUG("connect to redis failed: %s", ac->errstr);
+		r->ac = NULL;
+		return;
+	}
+	SK_INFO("connected to redis %s:%d", r->host, r->port);
+	r->backoff = r->bmin;
+	r->last_ping = uv_now(r->loop);
+	set_up(r, true);
+	for (struct sk_redis_script *s = r->scripts; s; s = s->next) {
+		const char *av[] = {"SCRIPT", "LOAD", s->src};
+		cmd_start(r, script_loaded, s, 3, av, NULL, NULL, 0, 0, true);
+	}
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct sk_redis *r = ac->data;
+
+	(void)status;
+	r->ac = NULL;
+	if (!r->closing)
+		SK_WARN("lost redis %s:%d%s", r->host, r->port,
+			r->timed_out ? " (not answering)" : "");
+	set_up(r, false);
+	r->next_connect = uv_now(r->loop) + r->backoff;
+}
+
+static void try_connect(struct sk_redis *r)
+{
+	redisAsyncContext *ac;
+
+	ac = r->port ? redisAsyncConnect(r->host, r->port) : redisAsyncConnectUnix(r->host);
+	r->st.reconnects++;
+	if (r->m.reconnects)
+		sk_counter_inc(r->m.reconnects);
+	/* Exponential backoff for the next try if this one fails. */
+	r->next_connect = uv_now(r->loop) + r->backoff;
+	r->backoff = r->backoff * 2 > r->bmax ? r->bmax : r->backoff * 2;
+	if (!ac)
+		return;
+	if (ac->err) {
+		SK_DEBUG("connect to redis failed: %s", ac->errstr);
+		redisAsyncFree(ac);
+		return;
+	}
+	ac->data = r;
+	if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+		redisAsyncFree(ac);
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->ac = ac;
+	r->timed_out = false;
+}
+
+static void ping_done(int err, struct redisReply *reply, void *arg)
+{
+	(void)err;
+	(void)reply;
+	(void)arg;
+}
+
+static void tick(uv_timer_t *t)
+{
+	struct sk_redis *r = t->data;
+	uint64_t now = uv_now(r->loop);
+
+	if (r->closing)
+		return;
+	if (!r->ac) {
+		if (now >= r->next_connect)
+			try_connect(r);
+		return;
+	}
+	if (!r->up) {
+		/* A connect that neither succeeds nor fails (packets dropped). */
+		if (now >= r->next_connect + r->timeout) {
+			r->timed_out = true;
+			redisAsyncFree(r->ac);
+			r->ac = NULL;
+		}
+		return;
+	}
+	if (r->head && now - r->head->sent >= r->timeout) {
+		r->timed_out = true;
+		r->st.timeouts++;
+		if (r->m.timeouts)
+			sk_counter_inc(r->m.timeouts);
+		/* Fails every command in flight (callbacks get NULL) and disconnects. */
+		redisAsyncFree(r->ac);
+		r->ac = NULL;
+		set_up(r, false);
+		r->next_connect = now + r->backoff;
+		return;
+	}
+	/* A PING when idle, so that a dead server is noticed without traffic. */
+	if (!r->head && now - r->last_ping >= r->timeout / 2) {
+		const char *av[] = {"PING"};
+
+		r->last_ping = now;
+		cmd_start(r, ping_done, NULL, 1, av, NULL, NULL, 0, 0, true);
+	}
+}
+
+static void timer_close_cb(uv_handle_t *h)
+{
+	struct sk_redis *r = h->data;
+
+	free(h);
+	sk_deref(r);
+}
+
+static void redis_destroy(void *data)
+{
+	struct sk_redis *r = data;
+
+	while (r->scripts) {
+		struct sk_redis_script *s = r->scripts;
+
+		r->scripts = s->next;
+		sk_deref(s->src);
+		free(s);
+	}
+	sk_deref(r->host);
+}
+
+static int parse_addr(struct sk_redis *r, const char *addr)
+{
+	const char *colon;
+	char *end;
+	long port;
+
+	if (!strncmp(addr, "unix:", 5)) {
+		r->host = sk_strdup(addr + 5);
+		r->port = 0;
+		return r->host ? 0 : SK_ENOMEM;
+	}
+	colon = strrchr(addr, ':');
+	if (!colon || colon == addr)
+		return SK_EINVAL;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port <= 0 || port > 65535)
+		return SK_EINVAL;
+	if (addr[0] == '[' && colon[-1] == ']')
+		r->host = sk_strndup(addr + 1, (size_t)(colon - addr - 2));
+	else
+		r->host = sk_strndup(addr, (size_t)(colon - addr));
+	r->port = (int)port;
+	return r->host ? 0 : SK_ENOMEM;
+}
+
+int sk_redis_alloc(struct sk_redis **rp, uv_loop_t *loop, const struct sk_redis_opts *o,
+		   sk_redis_state_cb *scb, void *arg)
+{
+	struct sk_redis *r;
+	int err;
+
+	if (!rp || !loop || !o || !o->addr)
+		return SK_EINVAL;
+	r = sk_zalloc(sizeof(*r), redis_destroy);
+	if (!r)
+		return SK_ENOMEM;
+	r->loop = loop;
+	r->timeout = o->timeout_ms ? o->timeout_ms : 1000;
+	r->bmin = o->backoff_min_ms ? o->backoff_min_ms : 100;
+	r->bmax = o->backoff_max_ms ? o->backoff_max_ms : 2000;
+	r->backoff = r->bmin;
+	r->scb = scb;
+	r->arg = arg;
+	err = parse_addr(r, o->addr);
+	if (err) {
+		sk_deref(r);
+		return err;
+	}
+	r->timer = malloc(sizeof(*r->timer));
+	if (!r->timer) {
+		sk_deref(r);
+		return SK_ENOMEM;
+	}
+	if (o->metrics) {
+		const char *p = o->metrics_prefix ? o->metrics_prefix : "skein";
+		char n[128];
+
+		snprintf(n, sizeof(n), "%s_redis_commands_total", p);
+		r->m.commands = sk_metrics_counter(o->metrics, n, "Redis commands sent", NULL, NULL);
+		snprintf(n, sizeof(n), "%s_redis_errors_total", p);
+		r->m.errors = sk_metrics_counter(o->metrics, n, "Redis error replies", NULL, NULL);
+		snprintf(n, sizeof(n), "%s_redis_timeouts_total", p);
+		r->m.timeouts = sk_metrics_counter(o->metrics, n,
+						   "Connections reset because Redis did not answer in time", NULL, NULL);
+		snprintf(n, sizeof(n), "%s_redis_connects_total", p);
+		r->m.reconnects = sk_metrics_counter(o->metrics, n, "Connection attempts to Redis", NULL, NULL);
+		snprintf(n, sizeof(n), "%s_redis_script_reloads_total", p);
+		r->m.reloads = sk_metrics_counter(o->metrics, n,
+						  "Scripts re-sent after NOSCRIPT", NULL, NULL);
+		snprintf(n, sizeof(n), "%s_redis_up", p);
+		r->m.up = sk_metrics_gauge(o->metrics, n, "1 when connected to Redis", NULL, NULL);
+	}
+	uv_timer_init(loop, r->timer);
+	r->timer->data = sk_ref(r); /* dropped in the close callback */
+	uv_timer_start(r->timer, tick, 0, 100);
+	*rp = r;
+	return 0;
+}
+
+void sk_redis_close(struct sk_redis *r)
+{
+	if (!r || r->closing)
+		return;
+	r->closing = true;
+	if (r->ac) {
+		redisAsyncContext *ac = r->ac;
+
+		r->ac = NULL;
+		redisAsyncFree(ac); /* in-flight callbacks get SK_ECANCELED */
+	}
+	set_up(r, false);
+	if (r->timer) {
+		uv_close((uv_handle_t *)r->timer, timer_close_cb);
+		r->timer = NULL;
+	}
+}
+
+bool sk_redis_ready(const struct sk_redis *r)
+{
+	return r && r->up;
+}
+
+size_t sk_redis_inflight(const struct sk_redis *r)
+{
+	return r->inflight;
+}
+
+int sk_redis_script_add(struct sk_redis *r, struct sk_redis_script **sp, const char *lua)
+{
+	struct sk_redis_script *s;
+	unsigned char md[SHA_DIGEST_LENGTH];
+
+	if (!r || !sp || !lua)
+		return SK_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return SK_ENOMEM;
+	s->src = sk_strdup(lua);
+	if (!s->src) {
+		free(s);
+		return SK_ENOMEM;
+	}
+	/* Redis names scripts by the SHA1 of their text. */
+	SHA1((const unsigned char *)lua, strlen(lua), md);
+	for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+		snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+	s->r = r;
+	s->next = r->scripts;
+	r->scripts = s;
+	if (r->up) {
+		const char *av[] = {"SCRIPT", "LOAD", s->src};
+		cmd_start(r, script_loaded, s, 3, av, NULL, NULL, 0, 0, true);
+	}
+	*sp = s;
+	return 0;
+}
+
+const char *sk_redis_script_sha(const struct sk_redis_script *s)
+{
+	return s->sha;
+}
+
+int sk_redis_key(char *buf, size_t size, const char *prefix, const char *owner,
+		 const char *what)
+{
+	int n;
+
+	if (!owner || strpbrk(owner, "{}") || !*owner)
+		return SK_EINVAL;
+	n = snprintf(buf, size, "%s:{%s}%s%s", prefix, owner, what && *what ? ":" : "",
+		     what ? what : "");
+	return n < 0 || (size_t)n >= size ? SK_ERANGE : 0;
+}
+
+void sk_redis_stats(const struct sk_redis *r, struct sk_redis_stats *st)
+{
+	*st = r->st;
+}

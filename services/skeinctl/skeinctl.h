@@ -1,0 +1,20 @@
+/* skeinctl: private declarations. */
+#ifndef SKEINCTL_H
+#define SKEINCTL_H
+
+#include <stdbool.h>
+#include "skein/sk_daemon.h"
+#include "skein/sk_buf.h"
+
+struct ctl {
+	struct sk_cluster_conf cluster;
+	bool table; /* -o table */
+	char **args;
+	int nargs;
+};
+
+/* GET http://addr/path with a timeout; fills body, returns the HTTP status or <0. */
+int http_get(const char *addr, const char *path, int timeout_ms, struct sk_buf *body);
+int cmd_ping(struct ctl *c);
+
+#endif

@@ -1,0 +1,213 @@
+"""Helpers for Skein's integration tests: real redis-server, real daemons, real tools.
+
+Everything binds 127.0.0.1 on free ports; every wait is a bounded poll for a
+condition (never a bare sleep-and-hope); every process started here is stopped by
+PID when the test ends, whatever happens."""
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("SKEIN_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+SRC = os.environ.get("SKEIN_SRC", os.path.join(os.path.dirname(__file__), "../.."))
+BIN = os.path.join(BUILD, "bin")
+
+_procs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL) if getattr(p, "own_group", False) else p.kill()
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+atexit.register(_cleanup)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.05):
+    """Poll cond() until it returns a truthy value; fail naming `what` at timeout."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = cond()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - report the last error on timeout
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def http(addr, path, method="GET", data=None, headers=None, timeout=2):
+    """(status, body) of an HTTP request; status 0 when nothing answers."""
+    req = urllib.request.Request(f"http://{addr}{path}", method=method, data=data,
+                                 headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError, socket.timeout):
+        return 0, ""
+
+
+def start(args, log, env=None, own_group=False):
+    f = open(log, "ab")
+    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env,
+                         start_new_session=own_group)
+    p.own_group = own_group
+    _procs.append(p)
+    return p
+
+
+class Redis:
+    def __init__(self, tmp, port=None):
+        self.tmp, self.port = tmp, port or free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        d = os.path.join(self.tmp, f"redis-{self.port}")
+        os.makedirs(d, exist_ok=True)
+        self.proc = start(["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+                           "--dir", d, "--save", "", "--appendonly", "no",
+                           "--daemonize", "no"], os.path.join(self.tmp, "redis.log"))
+        wait_for(self.ping, 10, f"redis on {self.addr}")
+        return self
+
+    def ping(self):
+        return self.cmd("PING") == "PONG"
+
+    def cmd(self, *args):
+        """One command, minimal RESP; returns str/int/list or raises."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            out = f"*{len(args)}\r\n".encode()
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _resp(f)
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=10)
+
+
+def _resp(f):
+    line = f.readline()
+    t, rest = line[:1], line[1:-2].decode()
+    if t == b"+":
+        return rest
+    if t == b"-":
+        raise RuntimeError(rest)
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data
+    if t == b"*":
+        return [_resp(f) for _ in range(int(rest))]
+    raise RuntimeError(f"bad RESP {line!r}")
+
+
+class Node:
+    """One node's config file; daemons of that node started from it."""
+
+    def __init__(self, tmp, redis, node_id, roles=("registrar",), cluster="t", extra=""):
+        self.tmp, self.redis, self.node_id = tmp, redis, node_id
+        self.http = {r: f"127.0.0.1:{free_port()}" for r in roles}
+        self.state = os.path.join(tmp, f"state-{node_id}")
+        self.conf = os.path.join(tmp, f"{node_id}.ini")
+        self.procs = {}
+        with open(self.conf, "w") as f:
+            f.write(f"[cluster]\nname = {cluster}\nnode_id = {node_id}\n"
+                    f"datacenter = dc1\nredis = {redis.addr}\nstate_dir = {self.state}\n"
+                    f"roles = {','.join(roles)}\ndrain_timeout = 5s\n{extra}\n")
+            for r in roles:
+                f.write(f"[{r}]\nhttp_listen = {self.http[r]}\n")
+
+    def start(self, role, wait_ready=True):
+        p = start([os.path.join(BIN, f"skein-{role}"), "--config", self.conf],
+                  os.path.join(self.tmp, f"{self.node_id}-{role}.log"))
+        self.procs[role] = p
+        if wait_ready:
+            wait_for(lambda: http(self.http[role], "/readyz")[0] == 200, 10,
+                     f"{self.node_id}/{role} ready")
+        return p
+
+    def bus(self, role):
+        return f"ipc://{os.path.realpath(self.state)}/{self.node_id}-{role}.bus"
+
+    def log(self, role):
+        with open(os.path.join(self.tmp, f"{self.node_id}-{role}.log")) as f:
+            return f.read()
+
+
+def skeinctl(conf, *args, timeout=60):
+    """(exit code, parsed JSON or text) of skeinctl."""
+    r = subprocess.run([os.path.join(BIN, "skeinctl"), "--config", conf, *args],
+                       capture_output=True, text=True, timeout=timeout)
+    try:
+        out = json.loads(r.stdout)
+    except ValueError:
+        out = r.stdout
+    return r.returncode, out, r.stderr
+
+
+def metric(text, name, labels=None):
+    """Value of one series in Prometheus text, or None."""
+    want = name + ("{" + labels + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="skein-it-")
+    return d
+
+
+def run(tests):
+    """Run test functions; print one line each and a summary; exit non-zero on failure."""
+    failed = 0
+    for t in tests:
+        t0 = time.monotonic()
+        try:
+            t()
+            print(f"ok   {t.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            import traceback
+            traceback.print_exc()
+            print(f"FAIL {t.__name__}: {e}", flush=True)
+        finally:
+            _cleanup()
+            _procs.clear()
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
