@@ -186,7 +186,7 @@ static int pending_send(struct sk_bus_pending *p, const char *exclude)
 		/* A failed send to one node may move on to the next; only when the
 		 * node was the last one left is the message queued for it. */
 		r = sk_bus_out_send(peer->out, p->packed, p->len, p->deadline,
-				    tries == 3 || !sk_bus_peer_pick(b, p->role, peer->id));
+				    tries == 3 || !sk_bus_peer_other(b, p->role, peer->id));
 		if (r >= 0)
 			return 0;
 		exclude = peer->id;
@@ -446,6 +446,7 @@ static void serve_request(struct sk_bus *b, Skein__Bus__V1__Envelope *env)
 		sk_bus_count_drop(b, "request past its deadline", b->m.late, &b->st.dropped_late);
 		return;
 	}
+	SK_DEBUG("request %llu from %s", (unsigned long long)env->msg_id, env->origin_node);
 	r = sk_zalloc(sizeof(*r), req_destroy);
 	if (!r)
 		return;

@@ -25,7 +25,7 @@ struct sk_bus_out {
 	struct sk_bus_qmsg *q;
 	size_t qhead, qlen, qcap;
 	uint64_t down_until; /* loop ms: a send failed, avoid for new requests */
-	uint64_t last_used;
+	uint64_t last_used, created;
 	unsigned users;      /* peers using it */
 	struct sk_bus_out *next;
 };
@@ -95,6 +95,8 @@ int sk_bus_gc_start(struct sk_bus *b);
 struct sk_bus_peer *sk_bus_peer_find(const struct sk_bus *b, const char *id);
 /* A live, non-draining peer of role, not `exclude`, own datacenter first. */
 struct sk_bus_peer *sk_bus_peer_pick(struct sk_bus *b, const char *role, const char *exclude);
+/* Whether another such peer exists (does not advance the round robin). */
+bool sk_bus_peer_other(struct sk_bus *b, const char *role, const char *exclude);
 void sk_bus_peers_free(struct sk_bus *b);
 
 /* bus.c */

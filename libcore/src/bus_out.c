@@ -13,6 +13,7 @@ SK_LOG_MODULE("bus");
 
 #define OUT_QUEUE_MAX 8192
 #define OUT_DOWN_MS 1000   /* avoid a peer this long after a failed send */
+#define OUT_CONNECT_MS 500 /* a new socket's first failures mean "still connecting" */
 #define OUT_IDLE_MS 60000  /* close sockets to addresses no peer uses after this */
 #define GC_INTERVAL_MS 10000
 
@@ -146,8 +147,10 @@ int sk_bus_out_send(struct sk_bus_out *o, const void *data, size_t len, uint64_t
 			o->b->st.send_failures++;
 			return -nn_errno();
 		}
-		/* EAGAIN on a PUSH socket: no connection up to that address right now. */
-		o->down_until = o->last_used + OUT_DOWN_MS;
+		/* EAGAIN on a PUSH socket: no connection up to that address right now.
+		 * A socket still connecting is not a peer that is down. */
+		if (o->last_used - o->created >= OUT_CONNECT_MS)
+			o->down_until = o->last_used + OUT_DOWN_MS;
 		if (!queue) {
 			o->b->st.send_failures++;
 			if (o->b->m.send_fail)
@@ -180,7 +183,7 @@ struct sk_bus_out *sk_bus_out_get(struct sk_bus *b, const char *addr)
 		SK_WARN("cannot connect to bus address %s: %s", addr, nn_strerror(nn_errno()));
 		goto fail;
 	}
-	o->last_used = uv_now(b->loop);
+	o->created = o->last_used = uv_now(b->loop);
 	o->next = b->outs;
 	b->outs = o;
 	return o;
@@ -380,27 +383,39 @@ static bool usable(const struct sk_bus_peer *p, const char *role, const char *ex
 	       (!exclude || strcmp(p->id, exclude)) && p->out->down_until <= now;
 }
 
-/* Round robin over the usable peers of the role in our datacenter, else anywhere;
- * if every one failed a send lately, still try one of them (it may be back). */
-struct sk_bus_peer *sk_bus_peer_pick(struct sk_bus *b, const char *role, const char *exclude)
+static struct sk_bus_peer *pick(struct sk_bus *b, const char *role, const char *exclude,
+				 bool advance)
 {
 	uint64_t now = uv_now(b->loop);
 	struct sk_bus_peer *p;
 	size_t n;
 
 	for (int pass = 0; pass < 3; pass++) {
+		uint64_t t = pass == 2 ? UINT64_MAX : now;
+
 		n = 0;
 		for (p = b->peers; p; p = p->next)
-			if (usable(p, role, exclude, pass == 2 ? UINT64_MAX : now) &&
-			    (pass > 0 || !strcmp(p->dc, b->dc)))
+			if (usable(p, role, exclude, t) && (pass > 0 || !strcmp(p->dc, b->dc)))
 				n++;
 		if (!n)
 			continue;
-		n = b->rr++ % n;
+		n = (advance ? b->rr++ : b->rr) % n;
 		for (p = b->peers; p; p = p->next)
-			if (usable(p, role, exclude, pass == 2 ? UINT64_MAX : now) &&
-			    (pass > 0 || !strcmp(p->dc, b->dc)) && n-- == 0)
+			if (usable(p, role, exclude, t) && (pass > 0 || !strcmp(p->dc, b->dc)) &&
+			    n-- == 0)
 				return p;
 	}
 	return NULL;
+}
+
+/* Round robin over the usable peers of the role in our datacenter, else anywhere;
+ * if every one failed a send lately, still try one of them (it may be back). */
+struct sk_bus_peer *sk_bus_peer_pick(struct sk_bus *b, const char *role, const char *exclude)
+{
+	return pick(b, role, exclude, true);
+}
+
+bool sk_bus_peer_other(struct sk_bus *b, const char *role, const char *exclude)
+{
+	return pick(b, role, exclude, false) != NULL;
 }

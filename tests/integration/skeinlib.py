@@ -44,6 +44,10 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Fatal(Exception):
+    """Raised from a wait_for condition to stop waiting at once."""
+
+
 def wait_for(cond, timeout, what, interval=0.05):
     """Poll cond() until it returns a truthy value; fail naming `what` at timeout."""
     end = time.monotonic() + timeout
@@ -53,6 +57,8 @@ def wait_for(cond, timeout, what, interval=0.05):
             last = cond()
             if last:
                 return last
+        except Fatal:
+            raise
         except Exception as e:  # noqa: BLE001 - report the last error on timeout
             last = e
         time.sleep(interval)
@@ -144,10 +150,14 @@ class Node:
         self.state = os.path.join(tmp, f"state-{node_id}")
         self.conf = os.path.join(tmp, f"{node_id}.ini")
         self.procs = {}
+        keys = {"name": cluster, "node_id": node_id, "datacenter": "dc1", "redis": redis.addr,
+                "state_dir": self.state, "roles": ",".join(roles), "drain_timeout": "5s"}
+        for line in extra.splitlines():  # extra "key = value" lines override
+            if "=" in line:
+                k, v = line.split("=", 1)
+                keys[k.strip()] = v.strip()
         with open(self.conf, "w") as f:
-            f.write(f"[cluster]\nname = {cluster}\nnode_id = {node_id}\n"
-                    f"datacenter = dc1\nredis = {redis.addr}\nstate_dir = {self.state}\n"
-                    f"roles = {','.join(roles)}\ndrain_timeout = 5s\n{extra}\n")
+            f.write("[cluster]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
             for r in roles:
                 f.write(f"[{r}]\nhttp_listen = {self.http[r]}\n")
 
@@ -156,8 +166,12 @@ class Node:
                   os.path.join(self.tmp, f"{self.node_id}-{role}.log"))
         self.procs[role] = p
         if wait_ready:
-            wait_for(lambda: http(self.http[role], "/readyz")[0] == 200, 10,
-                     f"{self.node_id}/{role} ready")
+            def ready():
+                if p.poll() is not None:
+                    raise Fatal(f"{self.node_id}/{role} exited {p.returncode}: "
+                                     f"{self.log(role)[-2000:]}")
+                return http(self.http[role], "/readyz")[0] == 200
+            wait_for(ready, 10, f"{self.node_id}/{role} ready")
         return p
 
     def bus(self, role):

@@ -47,7 +47,8 @@ def redis_pid(port):
                     cmd = f.read().split(b"\0")
             except OSError:
                 continue
-            if cmd and cmd[0].endswith(b"redis-server") and str(port).encode() in cmd:
+            # redis-server rewrites its title to "redis-server 127.0.0.1:PORT".
+            if cmd and b"redis-server" in cmd[0] and f":{port}".encode() in b" ".join(cmd):
                 return int(p)
     return None
 
