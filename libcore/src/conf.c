@@ -1,5 +1,5 @@
 /* Config tables: one typed table per section, applied from defaults, an INI file,
- * SKEIN_<SECTION>_<KEY> variables and --flags, and printed as --help or Markdown.
+ * SKEIN_<SECTION>_<KEY> variables and --flags (--help and Markdown: conf_doc.c).
  *
  * No state lives here between calls: everything a load needs is on the stack or in
  * one allocation freed before returning, so loading a scratch copy for a reload, or
@@ -14,6 +14,7 @@
 #include "skein/sk_conf.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
+#include "conf_int.h"
 
 /* A config file is a few kilobytes: the cap stops a mistyped path such as /dev/zero
  * or a large log from being read into memory. */
@@ -115,7 +116,7 @@ static const char *show(char *out, const char *s, size_t len)
 }
 
 /* The environment variable of a key, SKEIN_<SECTION>_<KEY>. */
-static void env_name(char *buf, size_t size, const char *sec, const char *key)
+void sk_conf_env_name(char *buf, size_t size, const char *sec, const char *key)
 {
 	size_t i;
 
@@ -218,7 +219,7 @@ int sk_conf_parse_bool(const char *s, bool *b)
 }
 
 /* The shortest unit that states ms exactly: 3000 -> "3s", 1500 -> "1500ms". */
-static int duration_print(uint64_t ms, char *buf, size_t size)
+int sk_conf_duration_print(uint64_t ms, char *buf, size_t size)
 {
 	static const struct {
 		const char *unit;
@@ -346,8 +347,8 @@ static int value_set(const struct sk_conf_section *sec, const struct sk_conf_key
 		    (d > (uint64_t)k->max || (k->min > 0 && d < (uint64_t)k->min))) {
 			char lo[32], hi[32];
 
-			duration_print(k->min > 0 ? (uint64_t)k->min : 0, lo, sizeof(lo));
-			duration_print((uint64_t)k->max, hi, sizeof(hi));
+			sk_conf_duration_print(k->min > 0 ? (uint64_t)k->min : 0, lo, sizeof(lo));
+			sk_conf_duration_print((uint64_t)k->max, hi, sizeof(hi));
 			return why_set(e, SK_ECONFIG, "value %s out of range [%s, %s] for %s",
 				       shown, lo, hi, k->name);
 		}
@@ -872,7 +873,7 @@ int sk_conf_check_required(const struct sk_conf_section *secs, size_t n,
 			s = *(char **)slot(&secs[i], k);
 			if (s && *s)
 				continue;
-			env_name(env, sizeof(env), secs[i].name, k->name);
+			sk_conf_env_name(env, sizeof(env), secs[i].name, k->name);
 			where_set(e, "[%s]", secs[i].name);
 			return why_set(e, SK_ECONFIG,
 				       "required key \"%s\" is not set: set it in the file, "
@@ -951,7 +952,7 @@ int sk_conf_value_print(const struct sk_conf_section *sec, const struct sk_conf_
 		len = snprintf(buf, size, "%s", *(bool *)p ? "yes" : "no");
 		break;
 	case SK_CONF_DURATION:
-		len = duration_print(*(uint64_t *)p, buf, size);
+		len = sk_conf_duration_print(*(uint64_t *)p, buf, size);
 		break;
 	default:
 		len = str_print(*(char **)p ? *(char **)p : "", buf, size);
@@ -959,153 +960,6 @@ int sk_conf_value_print(const struct sk_conf_section *sec, const struct sk_conf_
 	}
 	return len < 0 || (size_t)len >= size ? SK_EMSGSIZE : 0;
 }
-
-static const char *type_name(enum sk_conf_type t)
-{
-	switch (t) {
-	case SK_CONF_STR:
-		return "STR";
-	case SK_CONF_INT:
-		return "INT";
-	case SK_CONF_BOOL:
-		return "BOOL";
-	case SK_CONF_DURATION:
-		return "DURATION";
-	case SK_CONF_ENUM:
-		return "ENUM";
-	case SK_CONF_ADDR:
-		return "ADDR";
-	}
-	return "?";
-}
-
-/* "1..65535" or "100ms..1m" into buf, or "" when the key has no bounds. */
-static void range_print(const struct sk_conf_key *k, char *buf, size_t size)
-{
-	char lo[32], hi[32];
-
-	buf[0] = '\0';
-	if (k->min >= k->max)
-		return;
-	if (k->type == SK_CONF_INT) {
-		snprintf(buf, size, "%" PRId64 "..%" PRId64, k->min, k->max);
-	} else if (k->type == SK_CONF_DURATION && k->max >= 0) {
-		duration_print(k->min > 0 ? (uint64_t)k->min : 0, lo, sizeof(lo));
-		duration_print((uint64_t)k->max, hi, sizeof(hi));
-		snprintf(buf, size, "%s..%s", lo, hi);
-	}
-}
-
-/* The placeholder after "--section.key=": the type, or the choices of an ENUM. */
-static int placeholder_print(FILE *f, const struct sk_conf_key *k)
-{
-	const char *const *c;
-	int len = 0;
-
-	if (k->type != SK_CONF_ENUM || !k->choices)
-		return fprintf(f, "%s", type_name(k->type));
-	for (c = k->choices; *c; c++)
-		len += fprintf(f, "%s%s", c == k->choices ? "" : "|", *c);
-	return len;
-}
-
-static size_t placeholder_len(const struct sk_conf_key *k)
-{
-	const char *const *c;
-	size_t len = 0;
-
-	if (k->type != SK_CONF_ENUM || !k->choices)
-		return strlen(type_name(k->type));
-	for (c = k->choices; *c; c++)
-		len += strlen(*c) + (c != k->choices);
-	return len;
-}
-
-void sk_conf_help(FILE *f, const struct sk_conf_section *secs, size_t n)
-{
-	const struct sk_conf_key *k;
-	char env[128], range[80];
-	size_t i, w;
-	int len, pad;
-
-	for (i = 0; i < n; i++) {
-		/* align the env column, unless one long ENUM would push all lines right */
-		size_t width = 0;
-
-		for (k = secs[i].keys; k->name; k++) {
-			w = strlen(secs[i].name) + strlen(k->name) + placeholder_len(k) + 6;
-			if (w > width && w <= 44)
-				width = w;
-		}
-		fprintf(f, "%s[%s]\n", i ? "\n" : "", secs[i].name);
-		for (k = secs[i].keys; k->name; k++) {
-			len = fprintf(f, "  --%s.%s=", secs[i].name, k->name);
-			len += placeholder_print(f, k);
-			pad = len >= 0 && (size_t)len < width ? (int)(width - (size_t)len) : 0;
-			fprintf(f, "%*s", pad, "");
-			env_name(env, sizeof(env), secs[i].name, k->name);
-			range_print(k, range, sizeof(range));
-			if (k->flags & SK_CONF_REQUIRED)
-				fprintf(f, "  (env %s, required", env);
-			else
-				fprintf(f, "  (env %s, default \"%s\"", env, k->def);
-			fprintf(f, "%s%s)", range[0] ? ", range " : "", range);
-			if (k->help && *k->help)
-				fprintf(f, "  %s", k->help);
-			fprintf(f, "%s\n", k->flags & SK_CONF_RELOAD ? "  [reloadable]" : "");
-		}
-	}
-}
-
-/* Table cells: a '|' would end the cell and a newline the row. */
-static void md_cell(FILE *f, const char *s)
-{
-	for (; s && *s; s++) {
-		if (*s == '|')
-			fputs("\\|", f);
-		else if (*s == '\n')
-			fputc(' ', f);
-		else
-			fputc(*s, f);
-	}
-}
-
-void sk_conf_markdown(FILE *f, const struct sk_conf_section *secs, size_t n)
-{
-	const struct sk_conf_key *k;
-	const char *const *c;
-	char env[128], range[80];
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		fprintf(f, "%s## [%s]\n\n", i ? "\n" : "", secs[i].name);
-		fputs("| key | type | default | env | reload | description |\n", f);
-		fputs("|---|---|---|---|---|---|\n", f);
-		for (k = secs[i].keys; k->name; k++) {
-			fprintf(f, "| `%s` | %s", k->name, type_name(k->type));
-			range_print(k, range, sizeof(range));
-			if (range[0])
-				fprintf(f, " %s", range);
-			for (c = k->type == SK_CONF_ENUM ? k->choices : NULL; c && *c; c++)
-				fprintf(f, "%s`%s`", c == k->choices ? ": " : ", ", *c);
-			if (k->flags & SK_CONF_REQUIRED) {
-				fputs(" | *required* | ", f);
-			} else if (!*k->def) {
-				fputs(" | `\"\"` | ", f);
-			} else {
-				fputs(" | `", f);
-				md_cell(f, k->def);
-				fputs("` | ", f);
-			}
-			env_name(env, sizeof(env), secs[i].name, k->name);
-			fprintf(f, "`%s` | %s | ", env, k->flags & SK_CONF_RELOAD ? "yes" : "no");
-			md_cell(f, k->help);
-			fputs(" |\n", f);
-		}
-	}
-}
-
-/* Reload */
 
 static bool value_same(const struct sk_conf_key *k, const void *a, const void *b)
 {

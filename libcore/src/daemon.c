@@ -203,10 +203,17 @@ static void reload(struct sk_daemon *d)
 	if (load(d, fresh, &e)) {
 		SK_ERROR("reload refused, configuration unchanged: %s: %s", e.where, e.why);
 	} else {
-		/* node_id defaults to the host name: compare like with like. */
+		/* node_id defaults to the host name and state_dir was made absolute at
+		 * start: compare like with like. */
+		char abs[PATH_MAX];
+
 		if (!*c2.node_id) {
 			sk_deref(c2.node_id);
 			c2.node_id = sk_strdup(d->cluster.node_id);
+		}
+		if (realpath(c2.state_dir, abs)) {
+			sk_deref(c2.state_dir);
+			c2.state_dir = sk_strdup(abs);
 		}
 		n = sk_conf_reload(d->secs, fresh, 2, changed, d);
 		apply_logging(&d->cluster);
