@@ -168,28 +168,36 @@ static void pending_finish(struct sk_bus_pending *p, int err,
 	p->cb(err, env, p->arg);
 }
 
-/* Send the request to a node of its role other than the current one. Returns 0 when
- * sent or queued, SK_ENONODE when there is no other node to try. */
+/* Send the request to a node of its role other than `exclude`. Returns 0 when sent
+ * or queued, SK_ENONODE when there is no other node to try. Only a node that took
+ * the request counts as an attempt: failing over from one whose send failed is not
+ * the request's one retry. */
 static int pending_send(struct sk_bus_pending *p, const char *exclude)
 {
 	struct sk_bus *b = p->b;
+	const char *tried[5]; /* exclude, then each node whose send failed */
+	size_t n = 0;
 
+	if (exclude)
+		tried[n++] = exclude;
 	for (int tries = 0; tries < 4; tries++) {
-		struct sk_bus_peer *peer = sk_bus_peer_pick(b, p->role, exclude);
+		struct sk_bus_peer *peer = sk_bus_peer_pick(b, p->role, tried, n);
 		int r;
 
 		if (!peer)
 			return SK_ENONODE;
-		sk_deref(p->node);
-		p->node = sk_strdup(peer->id);
-		p->attempts++;
-		/* A failed send to one node may move on to the next; only when the
-		 * node was the last one left is the message queued for it. */
+		tried[n] = peer->id;
+		/* A failed send to one node moves on to one not tried yet; only when
+		 * the node is the last one left is the message queued for it. */
 		r = sk_bus_out_send(peer->out, p->packed, p->len, p->deadline,
-				    tries == 3 || !sk_bus_peer_other(b, p->role, peer->id));
-		if (r >= 0)
+				    tries == 3 || !sk_bus_peer_other(b, p->role, tried, n + 1));
+		if (r >= 0) {
+			sk_deref(p->node);
+			p->node = sk_strdup(peer->id);
+			p->attempts++;
 			return 0;
-		exclude = peer->id;
+		}
+		n++;
 	}
 	return SK_ENONODE;
 }
@@ -199,11 +207,12 @@ static void pending_timeout(uv_timer_t *t)
 	struct sk_bus_pending *p = t->data;
 	uint64_t now = uv_now(p->b->loop);
 
-	if (now < p->deadline && p->attempts < 2) {
-		/* Idempotent request at half its deadline: ask another node too. */
+	if (now < p->deadline) {
+		/* Idempotent request at half its deadline: ask another node too (unless
+		 * it was retried already); it still ends at its deadline. */
 		char *prev = sk_ref(p->node);
 
-		if (pending_send(p, prev) == 0) {
+		if (p->attempts < 2 && pending_send(p, prev) == 0) {
 			p->b->st.retries++;
 			if (p->b->m.retries)
 				sk_counter_inc(p->b->m.retries);
@@ -218,22 +227,32 @@ static void pending_timeout(uv_timer_t *t)
 /* A node left the table: what waits on it is retried on another node, once. */
 void sk_bus_node_lost(struct sk_bus *b, const char *id)
 {
-	for (size_t i = 0; b->ptab && i <= b->pmask; i++) {
-		struct sk_bus_pending *p = b->ptab[i], *next;
+	struct sk_bus_pending **lost;
+	size_t n = 0;
 
-		for (; p; p = next) {
-			next = p->hnext;
-			if (!p->node || strcmp(p->node, id))
-				continue;
-			if (p->attempts < 2 && pending_send(p, id) == 0) {
-				b->st.retries++;
-				if (b->m.retries)
-					sk_counter_inc(b->m.retries);
-				continue;
-			}
-			pending_finish(p, p->attempts < 2 ? SK_ENONODE : SK_ETIMEDOUT, NULL);
+	/* Collect first: a callback may send requests and grow the table under us. */
+	lost = malloc((b->npending ? b->npending : 1) * sizeof(*lost));
+	if (!lost)
+		return; /* they end at their deadline */
+	for (size_t i = 0; b->ptab && i <= b->pmask; i++)
+		for (struct sk_bus_pending *p = b->ptab[i]; p; p = p->hnext)
+			if (p->node && !strcmp(p->node, id))
+				lost[n++] = p;
+	for (size_t i = 0; i < n; i++) {
+		struct sk_bus_pending *p = lost[i]; /* freed only on the next loop turn */
+
+		if (p->done)
+			continue;
+		if (p->attempts < 2 && pending_send(p, id) == 0) {
+			b->st.retries++;
+			if (b->m.retries)
+				sk_counter_inc(b->m.retries);
+			continue;
 		}
+		/* Retried once already, or no other node: it will not be answered. */
+		pending_finish(p, p->attempts < 2 ? SK_ENONODE : SK_ETIMEDOUT, NULL);
 	}
+	free(lost);
 }
 
 /* ---- sending ---- */
@@ -457,7 +476,8 @@ static void serve_request(struct sk_bus *b, Skein__Bus__V1__Envelope *env)
 	r->origin_node = sk_strdup(env->origin_node);
 	r->deadline = env->deadline_ms;
 	r->trace_len = env->trace_id.len > 16 ? 16 : env->trace_id.len;
-	memcpy(r->trace, env->trace_id.data, r->trace_len);
+	if (r->trace_len) /* a foreign sender may leave it out: data is NULL then */
+		memcpy(r->trace, env->trace_id.data, r->trace_len);
 	if (!h) {
 		/* The caller gets a clear answer instead of waiting for its deadline. */
 		sk_bus_count_drop(b, "request with an unknown body", b->m.unknown,

@@ -93,10 +93,11 @@ void sk_bus_out_release(struct sk_bus_out *o);
 void sk_bus_outs_close(struct sk_bus *b);
 int sk_bus_gc_start(struct sk_bus *b);
 struct sk_bus_peer *sk_bus_peer_find(const struct sk_bus *b, const char *id);
-/* A live, non-draining peer of role, not `exclude`, own datacenter first. */
-struct sk_bus_peer *sk_bus_peer_pick(struct sk_bus *b, const char *role, const char *exclude);
-/* Whether another such peer exists (does not advance the round robin). */
-bool sk_bus_peer_other(struct sk_bus *b, const char *role, const char *exclude);
+/* A live, non-draining peer of role, none of the nex ids in ex, own datacenter first. */
+struct sk_bus_peer *sk_bus_peer_pick(struct sk_bus *b, const char *role, const char *const *ex,
+				     size_t nex);
+/* Whether such a peer exists (does not advance the round robin). */
+bool sk_bus_peer_other(struct sk_bus *b, const char *role, const char *const *ex, size_t nex);
 void sk_bus_peers_free(struct sk_bus *b);
 
 /* bus.c */

@@ -147,16 +147,18 @@ int sk_bus_out_send(struct sk_bus_out *o, const void *data, size_t len, uint64_t
 			o->b->st.send_failures++;
 			return -nn_errno();
 		}
-		/* EAGAIN on a PUSH socket: no connection up to that address right now.
-		 * A socket still connecting is not a peer that is down. */
-		if (o->last_used - o->created >= OUT_CONNECT_MS)
-			o->down_until = o->last_used + OUT_DOWN_MS;
-		if (!queue) {
-			o->b->st.send_failures++;
-			if (o->b->m.send_fail)
-				sk_counter_inc(o->b->m.send_fail);
-			return SK_EAGAIN;
-		}
+	}
+	/* EAGAIN on a PUSH socket, or older messages still waiting: no connection up
+	 * to that address right now. A socket still connecting is not a peer that is
+	 * down. A caller that can go elsewhere is told so rather than queued behind
+	 * messages that may never leave. */
+	if (o->last_used - o->created >= OUT_CONNECT_MS)
+		o->down_until = o->last_used + OUT_DOWN_MS;
+	if (!queue) {
+		o->b->st.send_failures++;
+		if (o->b->m.send_fail)
+			sk_counter_inc(o->b->m.send_fail);
+		return SK_EAGAIN;
 	}
 	return q_push(o, data, len, expire);
 }
@@ -221,6 +223,9 @@ static void gc_tick(uv_timer_t *t)
 	while (*pp) {
 		struct sk_bus_out *o = *pp;
 
+		/* Messages for an address that never connects expire here. */
+		if (o->qlen)
+			out_flush(o);
 		if (!o->users && !o->qlen && now - o->last_used > OUT_IDLE_MS) {
 			*pp = o->next;
 			out_free(o);
@@ -291,7 +296,7 @@ static int set_str(char **dst, const char *s)
 int sk_bus_peer_set(struct sk_bus *b, const char *id, const char *role, const char *dc,
 		    const char *addr, bool draining, const char *const *topics, size_t ntopics)
 {
-	struct sk_bus_peer *p = sk_bus_peer_find(b, id);
+	struct sk_bus_peer *p;
 	bool fresh = false;
 	int err = 0;
 
@@ -299,6 +304,7 @@ int sk_bus_peer_set(struct sk_bus *b, const char *id, const char *role, const ch
 		return SK_EINVAL;
 	if (!strcmp(id, b->id))
 		return 0; /* ourselves */
+	p = sk_bus_peer_find(b, id);
 	if (!p) {
 		p = calloc(1, sizeof(*p));
 		if (!p)
@@ -376,15 +382,19 @@ size_t sk_bus_peer_count(const struct sk_bus *b, const char *role)
 	return n;
 }
 
-static bool usable(const struct sk_bus_peer *p, const char *role, const char *exclude,
+static bool usable(const struct sk_bus_peer *p, const char *role, const char *const *ex, size_t nex,
 		   uint64_t now)
 {
-	return !strcmp(p->role, role) && !p->draining && p->out &&
-	       (!exclude || strcmp(p->id, exclude)) && p->out->down_until <= now;
+	if (strcmp(p->role, role) || p->draining || !p->out || p->out->down_until > now)
+		return false;
+	for (size_t i = 0; i < nex; i++)
+		if (!strcmp(p->id, ex[i]))
+			return false;
+	return true;
 }
 
-static struct sk_bus_peer *pick(struct sk_bus *b, const char *role, const char *exclude,
-				 bool advance)
+static struct sk_bus_peer *pick(struct sk_bus *b, const char *role, const char *const *ex,
+				size_t nex, bool advance)
 {
 	uint64_t now = uv_now(b->loop);
 	struct sk_bus_peer *p;
@@ -395,13 +405,13 @@ static struct sk_bus_peer *pick(struct sk_bus *b, const char *role, const char *
 
 		n = 0;
 		for (p = b->peers; p; p = p->next)
-			if (usable(p, role, exclude, t) && (pass > 0 || !strcmp(p->dc, b->dc)))
+			if (usable(p, role, ex, nex, t) && (pass > 0 || !strcmp(p->dc, b->dc)))
 				n++;
 		if (!n)
 			continue;
 		n = (advance ? b->rr++ : b->rr) % n;
 		for (p = b->peers; p; p = p->next)
-			if (usable(p, role, exclude, t) && (pass > 0 || !strcmp(p->dc, b->dc)) &&
+			if (usable(p, role, ex, nex, t) && (pass > 0 || !strcmp(p->dc, b->dc)) &&
 			    n-- == 0)
 				return p;
 	}
@@ -410,12 +420,13 @@ static struct sk_bus_peer *pick(struct sk_bus *b, const char *role, const char *
 
 /* Round robin over the usable peers of the role in our datacenter, else anywhere;
  * if every one failed a send lately, still try one of them (it may be back). */
-struct sk_bus_peer *sk_bus_peer_pick(struct sk_bus *b, const char *role, const char *exclude)
+struct sk_bus_peer *sk_bus_peer_pick(struct sk_bus *b, const char *role, const char *const *ex,
+				     size_t nex)
 {
-	return pick(b, role, exclude, true);
+	return pick(b, role, ex, nex, true);
 }
 
-bool sk_bus_peer_other(struct sk_bus *b, const char *role, const char *exclude)
+bool sk_bus_peer_other(struct sk_bus *b, const char *role, const char *const *ex, size_t nex)
 {
-	return pick(b, role, exclude, false) != NULL;
+	return pick(b, role, ex, nex, false) != NULL;
 }

@@ -61,8 +61,9 @@ const char *sk_bus_addr(const struct sk_bus *b);
 /* Peers. peer_set adds or updates (address change reconnects). */
 int sk_bus_peer_set(struct sk_bus *b, const char *id, const char *role, const char *dc,
 		    const char *addr, bool draining, const char *const *topics, size_t ntopics);
-/* Removes a peer; its pending requests are retried on another node of the role
- * (once) or failed with SK_ENONODE. */
+/* Removes a peer; its pending requests are re-sent to another node of the role
+ * (once). One with no other node fails with SK_ENONODE, one already re-sent once
+ * with SK_ETIMEDOUT (it will not be answered). */
 void sk_bus_peer_del(struct sk_bus *b, const char *id);
 size_t sk_bus_peer_count(const struct sk_bus *b, const char *role);
 
@@ -83,7 +84,7 @@ int sk_bus_request(struct sk_bus *b, const char *role, Skein__Bus__V1__Envelope 
 		   uint64_t deadline_ms, unsigned flags, sk_bus_reply_cb *cb, void *arg);
 /* Directed message to one member id. */
 int sk_bus_send(struct sk_bus *b, const char *id, Skein__Bus__V1__Envelope *env);
-/* Event to every peer subscribed to topic (and to this node's own subscribers). */
+/* Event to every other peer subscribed to topic (not to this node itself). */
 int sk_bus_publish(struct sk_bus *b, const char *topic, Skein__Bus__V1__Envelope *env);
 
 /* Answer a request (env may be NULL for a bare status; its header is filled here).
