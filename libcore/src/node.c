@@ -55,7 +55,12 @@ struct sk_node {
 	Skein__Cluster__V1__NodeInfo self;
 	uv_timer_t *timer;
 	struct sk_node_info *tab;
+	uint64_t *heard; /* per entry: loop time of the last bus event about it */
 	size_t ntab;
+	uint64_t hb_sent; /* loop time the heartbeat in flight was sent */
+	bool hb_failed;
+	uint64_t reconnects;  /* the redis client's, at the last heartbeat */
+	uint64_t grace_until; /* loop time: after an outage, drop no one before */
 	sk_node_change_cb *cb;
 	void *arg;
 	void (*leave_done)(void *);
@@ -119,10 +124,12 @@ static bool tab_upsert(struct sk_node *n, const Skein__Cluster__V1__NodeInfo *pb
 		       uint64_t seen)
 {
 	struct sk_node_info *cur = tab_find(n, pb->id), fresh, *t;
+	uint64_t *h;
 
 	if (info_from_pb(&fresh, pb))
 		return false;
-	fresh.seen_ms = seen;
+	/* A bus event (seen 0) carries no Redis time: keep the last heartbeat's. */
+	fresh.seen_ms = seen || !cur ? seen : cur->seen_ms;
 	if (cur) {
 		bool changed = strcmp(cur->bus_addr, fresh.bus_addr) ||
 			       cur->draining != fresh.draining;
@@ -139,6 +146,13 @@ static bool tab_upsert(struct sk_node *n, const Skein__Cluster__V1__NodeInfo *pb
 		return false;
 	}
 	n->tab = t;
+	h = realloc(n->heard, (n->ntab + 1) * sizeof(*h));
+	if (!h) {
+		info_clear(&fresh);
+		return false;
+	}
+	n->heard = h;
+	n->heard[n->ntab] = 0;
 	n->tab[n->ntab++] = fresh;
 	feed_bus(n, &fresh);
 	SK_INFO("member %s (%s) joined from %s", fresh.id, fresh.dc, fresh.bus_addr);
@@ -152,6 +166,7 @@ static void tab_remove(struct sk_node *n, size_t idx)
 	struct sk_node_info gone = n->tab[idx];
 
 	n->tab[idx] = n->tab[--n->ntab];
+	n->heard[idx] = n->heard[n->ntab];
 	SK_INFO("member %s left", gone.id);
 	if (n->bus)
 		sk_bus_peer_del(n->bus, gone.id);
@@ -174,9 +189,19 @@ static void publish(struct sk_node *n, Skein__Cluster__V1__NodeEvent__Type type)
 	sk_bus_publish(n->bus, TOPIC, &env);
 }
 
+/* The reply was read from Redis after the heartbeat was sent; a bus event about a
+ * member heard since then may be newer (a JOIN can overtake our own reply: the
+ * joiner's heartbeat ran after ours). Such an entry is left as the bus said, not
+ * dropped or overwritten; the next heartbeat settles it. */
+static bool fresher(const struct sk_node *n, size_t i)
+{
+	return n->heard[i] && n->heard[i] >= n->hb_sent;
+}
+
 static void hb_done(int err, struct redisReply *reply, void *arg)
 {
 	struct sk_node *n = arg;
+	struct sk_redis_stats st;
 	bool *seen;
 
 	n->busy = false;
@@ -185,6 +210,7 @@ static void hb_done(int err, struct redisReply *reply, void *arg)
 		return;
 	}
 	if (err || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+		n->hb_failed = true;
 		if (n->c_hb_fail)
 			sk_counter_inc(n->c_hb_fail);
 		SK_DEBUG("heartbeat failed: %s", err ? sk_strerror(err) : "bad reply");
@@ -195,6 +221,16 @@ static void hb_done(int err, struct redisReply *reply, void *arg)
 	if (!seen) {
 		sk_deref(n);
 		return;
+	}
+	sk_redis_stats(n->redis, &st);
+	if (n->hb_failed || st.reconnects != n->reconnects) {
+		/* Back after an outage (or on a new connection: Redis may have restarted
+		 * empty between two heartbeats): the others have not heartbeated yet, and
+		 * the script just pruned them if the outage outlasted the timeout. Keep
+		 * the table for one timeout; whoever is still missing then is gone. */
+		n->hb_failed = false;
+		n->reconnects = st.reconnects;
+		n->grace_until = uv_now(n->loop) + n->timeout;
 	}
 	for (size_t i = 1; i + 1 < reply->elements; i += 2) {
 		redisReply *ri = reply->element[i], *rs = reply->element[i + 1];
@@ -209,14 +245,16 @@ static void hb_done(int err, struct redisReply *reply, void *arg)
 				skein__cluster__v1__node_info__free_unpacked(pb, NULL);
 			continue;
 		}
-		tab_upsert(n, pb, strtoull(rs->str, NULL, 10));
+		cur = tab_find(n, pb->id);
+		if (!cur || !fresher(n, (size_t)(cur - n->tab)))
+			tab_upsert(n, pb, strtoull(rs->str, NULL, 10));
 		cur = tab_find(n, pb->id);
 		if (cur)
 			seen[cur - n->tab] = true;
 		skein__cluster__v1__node_info__free_unpacked(pb, NULL);
 	}
 	for (size_t i = n->ntab; i-- > 0;)
-		if (!seen[i])
+		if (!seen[i] && !fresher(n, i) && uv_now(n->loop) >= n->grace_until)
 			tab_remove(n, i);
 	free(seen);
 	if (n->g_members)
@@ -251,9 +289,11 @@ static void heartbeat(struct sk_node *n)
 				    (const char *)buf, tmo};
 		size_t lv[] = {strlen(av[0]), strlen(av[1]), strlen(av[2]), len, strlen(tmo)};
 
+		n->hb_sent = uv_now(n->loop);
 		err = sk_redis_eval(n->hb, hb_done, sk_ref(n), 2, 5, av, lv);
 	}
 	if (err) {
+		n->hb_failed = true;
 		sk_deref(n);
 		if (n->c_hb_fail)
 			sk_counter_inc(n->c_hb_fail);
@@ -279,9 +319,15 @@ static void on_node_event(const Skein__Bus__V1__Envelope *env, void *arg)
 		return;
 	switch (ev->type) {
 	case SKEIN__CLUSTER__V1__NODE_EVENT__TYPE__TYPE_JOIN:
-	case SKEIN__CLUSTER__V1__NODE_EVENT__TYPE__TYPE_DRAIN:
+	case SKEIN__CLUSTER__V1__NODE_EVENT__TYPE__TYPE_DRAIN: {
+		struct sk_node_info *cur;
+
 		tab_upsert(n, ev->node, 0);
+		cur = tab_find(n, ev->node->id);
+		if (cur)
+			n->heard[cur - n->tab] = uv_now(n->loop);
 		break;
+	}
 	case SKEIN__CLUSTER__V1__NODE_EVENT__TYPE__TYPE_LEAVE:
 		for (size_t i = 0; i < n->ntab; i++)
 			if (!strcmp(n->tab[i].id, ev->node->id)) {
@@ -309,6 +355,7 @@ static void node_destroy(void *data)
 	for (size_t i = 0; i < n->ntab; i++)
 		info_clear(&n->tab[i]);
 	free(n->tab);
+	free(n->heard);
 	if (n->observe)
 		goto out; /* self holds protobuf-c's static empty strings */
 	sk_deref(n->self.id);

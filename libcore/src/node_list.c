@@ -1,4 +1,5 @@
 /* A one-shot, blocking read of the member table for command-line tools. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <hiredis/hiredis.h>
@@ -8,9 +9,10 @@
 #include "skein/sk_err.h"
 #include "skein/cluster/v1/node.pb-c.h"
 
+static const struct timeval tv = {1, 0};
+
 static redisContext *connect_addr(const char *addr)
 {
-	struct timeval tv = {1, 0};
 	const char *colon;
 	char host[256];
 
@@ -66,10 +68,20 @@ int sk_node_list_sync(const char *redis_addr, const char *cluster, uint64_t time
 		err = c->err == REDIS_ERR_IO ? SK_ECONNREFUSED : SK_ETIMEDOUT;
 		goto out;
 	}
+	/* hiredis 0.14 applies the connect timeout to the connect only: without this a
+	 * stopped server (SIGSTOP, network cut) makes the call wait for ever. */
+	if (redisSetTimeout(c, tv) != REDIS_OK) {
+		err = SK_ETIMEDOUT;
+		goto out;
+	}
 	/* Redis's clock, as the heartbeat script uses it. */
 	t = redisCommand(c, "TIME");
 	if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
-		err = SK_EREDIS;
+		/* No answer within the timeout: hiredis says EAGAIN. */
+		if (!t && c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+			err = SK_ETIMEDOUT;
+		else
+			err = SK_EREDIS;
 		goto out;
 	}
 	now = strtoull(t->element[0]->str, NULL, 10) * 1000 +

@@ -43,7 +43,8 @@ struct sk_redis {
 	int port; /* 0: unix socket at host */
 	uint64_t timeout, bmin, bmax, backoff;
 	redisAsyncContext *ac;
-	bool up, closing, timed_out;
+	bool up, closing, timed_out, in_connect;
+	redisAsyncContext *ac_closed; /* closed inside on_connect: freed later */
 	uv_timer_t *timer; /* reconnect and health */
 	uint64_t next_connect, last_ping;
 	struct rcmd *head, *tail;
@@ -177,7 +178,7 @@ static int cmd_start(struct sk_redis *r, sk_redis_reply_cb *cb, void *arg, int a
 	size_t slens[argc > 0 ? argc : 1];
 	int err;
 
-	if (!r->up || !r->ac)
+	if ((!r->up && !internal) || !r->ac)
 		return r->closing ? SK_ECANCELED : SK_ENOTCONN;
 	if (!lens) {
 		for (int i = 0; i < argc; i++)
@@ -256,6 +257,8 @@ int sk_redis_cmdf(struct sk_redis *r, sk_redis_reply_cb *cb, void *arg, const ch
 	r->tail = c;
 	r->inflight++;
 	r->st.commands++;
+	if (r->m.commands)
+		sk_counter_inc(r->m.commands);
 	return 0;
 }
 
@@ -306,11 +309,15 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	SK_INFO("connected to redis %s:%d", r->host, r->port);
 	r->backoff = r->bmin;
 	r->last_ping = uv_now(r->loop);
-	set_up(r, true);
+	/* Queue the loads before anyone hears we are up: a call made from the state
+	 * callback then finds its script loaded instead of hitting NOSCRIPT. */
 	for (struct sk_redis_script *s = r->scripts; s; s = s->next) {
 		const char *av[] = {"SCRIPT", "LOAD", s->src};
 		cmd_start(r, script_loaded, s, 3, av, NULL, NULL, 0, 0, true);
 	}
+	r->in_connect = true;
+	set_up(r, true);
+	r->in_connect = false;
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -324,6 +331,52 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 			r->timed_out ? " (not answering)" : "");
 	set_up(r, false);
 	r->next_connect = uv_now(r->loop) + r->backoff;
+}
+
+/* hiredis 0.14's libuv adapter ignores a poll error: libuv reports a refused
+ * connect or a reset connection as status UV_EBADF (and stops the handle), the
+ * adapter returns, and hiredis never hears of it. A refused reconnect then hangs
+ * until the connect timeout, and a reset connection until a command times out.
+ * These hooks replace the adapter's: on an error, let hiredis read or write so
+ * that it finds the error on the socket itself (as later hiredis does). */
+static void ev_poll(uv_poll_t *h, int status, int events)
+{
+	redisLibuvEvents *p = h->data;
+	int ev = status < 0 ? p->events : events;
+
+	if (p->context && (ev & UV_READABLE))
+		redisAsyncHandleRead(p->context);
+	if (p->context && (ev & UV_WRITABLE))
+		redisAsyncHandleWrite(p->context);
+}
+
+static void ev_update(redisLibuvEvents *p, int add, int del)
+{
+	p->events = (p->events | add) & ~del;
+	if (p->events)
+		uv_poll_start(&p->handle, p->events, ev_poll);
+	else
+		uv_poll_stop(&p->handle);
+}
+
+static void ev_add_read(void *d)
+{
+	ev_update(d, UV_READABLE, 0);
+}
+
+static void ev_del_read(void *d)
+{
+	ev_update(d, 0, UV_READABLE);
+}
+
+static void ev_add_write(void *d)
+{
+	ev_update(d, UV_WRITABLE, 0);
+}
+
+static void ev_del_write(void *d)
+{
+	ev_update(d, 0, UV_WRITABLE);
 }
 
 static void try_connect(struct sk_redis *r)
@@ -349,6 +402,10 @@ static void try_connect(struct sk_redis *r)
 		redisAsyncFree(ac);
 		return;
 	}
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	r->ac = ac;
@@ -409,6 +466,12 @@ static void timer_close_cb(uv_handle_t *h)
 	struct sk_redis *r = h->data;
 
 	free(h);
+	if (r->ac_closed) {
+		redisAsyncContext *ac = r->ac_closed;
+
+		r->ac_closed = NULL;
+		redisAsyncFree(ac); /* in-flight callbacks get SK_ECANCELED */
+	}
 	sk_deref(r);
 }
 
@@ -514,7 +577,13 @@ void sk_redis_close(struct sk_redis *r)
 		redisAsyncContext *ac = r->ac;
 
 		r->ac = NULL;
-		redisAsyncFree(ac); /* in-flight callbacks get SK_ECANCELED */
+		/* From the state callback inside on_connect, hiredis still uses the
+		 * context when we return: free it when the timer has closed (this loop
+		 * turn), not now. */
+		if (r->in_connect)
+			r->ac_closed = ac;
+		else
+			redisAsyncFree(ac); /* in-flight callbacks get SK_ECANCELED */
 	}
 	set_up(r, false);
 	if (r->timer) {

@@ -9,7 +9,9 @@
  *   <cluster>:{nodes}:seen  zset  member id -> last heartbeat, unix ms (Redis TIME)
  *
  * While Redis is unreachable the last known table is kept: the bus keeps working
- * between daemons that already know each other. */
+ * between daemons that already know each other. After an outage (or any new
+ * connection to Redis) a member missing from Redis is kept for one timeout_ms more,
+ * so that a restarted, empty Redis does not make live members flap. */
 #ifndef SK_NODE_H
 #define SK_NODE_H
 
