@@ -1,6 +1,7 @@
 /* skeinctl: the admin command line. JSON on stdout by default (for scripts and
  * dashboards), `-o table` for people. Reads the cluster from Redis and the daemons'
  * HTTP endpoints; `ping` speaks the bus. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "skeinctl: %s: %s\n", e.where, e.why);
 		return 1;
 	}
+	/* hiredis and nanomsg write to sockets: a peer gone must be an error, not death. */
+	signal(SIGPIPE, SIG_IGN);
 	/* A command-line tool: its output is on stdout, only trouble on stderr. */
 	sk_log_levels_set("warn", NULL);
 	if (redis) {
