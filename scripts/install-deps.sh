@@ -12,7 +12,7 @@ PKGS=(
 	# run: the embedded Redis of `skein up`
 	redis-server redis-tools
 	# test
-	libcmocka-dev nanomsg-utils python3 curl procps iproute2
+	libcmocka-dev nanomsg-utils python3 curl procps iproute2 cppcheck
 )
 
 missing=()

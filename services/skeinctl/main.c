@@ -167,7 +167,8 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout);
-			return 0;
+			rc = 0;
+			goto out;
 		} else if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc) {
 			config = argv[++i];
 		} else if (!strncmp(a, "--config=", 9)) {
@@ -181,7 +182,8 @@ int main(int argc, char **argv)
 
 			if (strcmp(o, "json") && strcmp(o, "table")) {
 				fprintf(stderr, "skeinctl: -o takes json or table, not \"%s\"\n", o);
-				return 2;
+				rc = 2;
+				goto out;
 			}
 			c.table = !strcmp(o, "table");
 		} else if (!cmd && a[0] != '-') {
@@ -190,16 +192,19 @@ int main(int argc, char **argv)
 			c.args[c.nargs++] = argv[i];
 		} else {
 			fprintf(stderr, "skeinctl: unknown option \"%s\" (see --help)\n", a);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 	}
 	if (!cmd) {
 		usage(stderr);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	if (sk_cluster_conf_load(&c.cluster, config, environ, &e)) {
 		fprintf(stderr, "skeinctl: %s: %s\n", e.where, e.why);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	/* hiredis and nanomsg write to sockets: a peer gone must be an error, not death. */
 	signal(SIGPIPE, SIG_IGN);
@@ -222,6 +227,12 @@ int main(int argc, char **argv)
 	} else {
 		fprintf(stderr, "skeinctl: unknown command \"%s\" (see --help)\n", cmd);
 		rc = 2;
+	}
+out:
+	{
+		struct sk_conf_section sec = {"cluster", sk_cluster_keys, &c.cluster};
+
+		sk_conf_release(&sec, 1);
 	}
 	free(c.args);
 	return rc;
