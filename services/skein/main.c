@@ -200,8 +200,8 @@ static void summary_tick(uv_timer_t *t)
 		printf("  (only %zu of %zu roles joined; see the log above)\n", have, want);
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(list[i].node, r->cluster.node_id)) {
-			printf("Try: curl http://%s/metrics   |   skeinctl%s%s nodes -o table\n",
-			       list[i].http_addr, r->config_path ? " --config " : "",
+			printf("Try: curl http://%s/metrics\n     %s/skeinctl%s%s nodes -o table\n",
+			       list[i].http_addr, r->bindir, r->config_path ? " --config " : "",
 			       r->config_path ? r->config_path : "");
 			break;
 		}
