@@ -47,13 +47,24 @@ def test_kill9_one_of_two_nodes_during_stream():
     killed = time.monotonic()
     pa.wait()
 
-    # The node leaves the table within node_timeout (3 s).
+    # The node leaves the table within node_timeout (3 s): no listing taken 3 s or
+    # more after the kill may show it. Each listing is stamped with the time before
+    # skeinctl starts, so a listing is never credited to an earlier moment than it
+    # was taken.
+    last_seen = None
+
     def gone():
+        nonlocal last_seen
+        t = time.monotonic()
         rc, nodes, _ = skeinctl(b.conf, "nodes")
-        return rc == 0 and [n["id"] for n in nodes] == ["b/registrar"]
-    wait_for(gone, 6, "a/registrar gone from skeinctl nodes", interval=0.1)
+        ids = [n["id"] for n in nodes] if rc == 0 else None
+        if ids and "a/registrar" in ids:
+            last_seen = t
+        return ids == ["b/registrar"]
+    wait_for(gone, 6, "a/registrar gone from skeinctl nodes", interval=0.05)
     gone_after = time.monotonic() - killed
-    assert gone_after <= 3.0, f"node a still listed {gone_after:.2f}s after kill -9"
+    seen_after = (last_seen - killed) if last_seen else 0.0
+    assert seen_after < 3.0, f"node a still listed {seen_after:.2f}s after kill -9"
 
     out, err = ctl.communicate(timeout=60)
     import json
@@ -66,7 +77,7 @@ def test_kill9_one_of_two_nodes_during_stream():
     assert res["by_node"].get("b/registrar", 0) >= 2500, res
     assert res["failed"] <= 100, res
     print(f"    kill -9 during stream: {res['ok']} ok, {res['failed']} timed out, "
-          f"node gone after {gone_after:.2f}s")
+          f"node last listed {seen_after:.2f}s and gone {gone_after:.2f}s after the kill")
 
 
 def test_garbage_on_bus_socket_dropped_and_counted():
