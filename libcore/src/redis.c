@@ -43,8 +43,7 @@ struct sk_redis {
 	int port; /* 0: unix socket at host */
 	uint64_t timeout, bmin, bmax, backoff;
 	redisAsyncContext *ac;
-	bool up, closing, timed_out, in_connect;
-	redisAsyncContext *ac_closed; /* closed inside on_connect: freed later */
+	bool up, closing, timed_out;
 	uv_timer_t *timer; /* reconnect and health */
 	uint64_t next_connect, last_ping;
 	struct rcmd *head, *tail;
@@ -296,6 +295,16 @@ static void script_loaded(int err, struct redisReply *reply, void *arg)
 		SK_ERROR("script sha mismatch: %s vs %s", reply->str, s->sha);
 }
 
+static void first_pong(int err, struct redisReply *reply, void *arg)
+{
+	struct sk_redis *r = arg;
+
+	(void)reply;
+	if (err || r->closing)
+		return; /* the connection is being reset: on_disconnect follows */
+	set_up(r, true);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct sk_redis *r = ac->data;
@@ -315,9 +324,14 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		const char *av[] = {"SCRIPT", "LOAD", s->src};
 		cmd_start(r, script_loaded, s, 3, av, NULL, NULL, 0, 0, true);
 	}
-	r->in_connect = true;
-	set_up(r, true);
-	r->in_connect = false;
+	/* Up only once the server answers: a stopped server (SIGSTOP, a hung host)
+	 * still completes the TCP handshake, and calling that "up" would make
+	 * readiness flap once per timeout. */
+	{
+		const char *av[] = {"PING"};
+
+		cmd_start(r, first_pong, r, 1, av, NULL, NULL, 0, 0, true);
+	}
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -466,12 +480,6 @@ static void timer_close_cb(uv_handle_t *h)
 	struct sk_redis *r = h->data;
 
 	free(h);
-	if (r->ac_closed) {
-		redisAsyncContext *ac = r->ac_closed;
-
-		r->ac_closed = NULL;
-		redisAsyncFree(ac); /* in-flight callbacks get SK_ECANCELED */
-	}
 	sk_deref(r);
 }
 
@@ -577,13 +585,9 @@ void sk_redis_close(struct sk_redis *r)
 		redisAsyncContext *ac = r->ac;
 
 		r->ac = NULL;
-		/* From the state callback inside on_connect, hiredis still uses the
-		 * context when we return: free it when the timer has closed (this loop
-		 * turn), not now. */
-		if (r->in_connect)
-			r->ac_closed = ac;
-		else
-			redisAsyncFree(ac); /* in-flight callbacks get SK_ECANCELED */
+		/* In-flight callbacks get SK_ECANCELED. From inside a reply callback
+		 * (the state callback runs in one) hiredis defers the free itself. */
+		redisAsyncFree(ac);
 	}
 	set_up(r, false);
 	if (r->timer) {

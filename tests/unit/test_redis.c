@@ -675,6 +675,25 @@ static void test_timeout_sigstop(void **state)
 	t_close(&t);
 }
 
+/* A server that accepts TCP but answers nothing (stopped) is never "up": readiness
+ * does not flap once per timeout. After SIGCONT the client comes up by itself. */
+static void test_stopped_server_never_up(void **state)
+{
+	struct t t;
+
+	(void)state;
+	srv_signal(SIGSTOP);
+	t_init(&t);
+	t_client(&t, srv.addr, 200);
+	t_run_for(&t, 1200); /* six timeouts: every connect completes, none answers */
+	assert_int_equal(t.ups, 0);
+	assert_false(sk_redis_ready(t.r));
+	srv_signal(SIGCONT);
+	WAIT_UNTIL(&t, t.ups == 1, 5000);
+	assert_true(sk_redis_ready(t.r));
+	t_close(&t);
+}
+
 static const char lua_echo[] = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}";
 static const char lua_bin[] = "return ARGV[1]";
 static const char lua_fail[] = "return redis.call('NOSUCHCOMMAND')";
@@ -1010,6 +1029,7 @@ int main(void)
 	    RT(test_server_killed),
 	    RT(test_server_reset),
 	    RT(test_timeout_sigstop),
+	    RT(test_stopped_server_never_up),
 	    RT(test_scripts),
 	    RT(test_script_on_connect),
 	    RT(test_close_from_state_cb),
