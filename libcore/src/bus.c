@@ -784,6 +784,21 @@ int sk_bus_subscribe(struct sk_bus *b, const char *topic, sk_bus_msg_cb *cb, voi
 	return handler_add(b, 0, NULL, cb, topic, arg);
 }
 
+int sk_bus_unsubscribe(struct sk_bus *b, const char *topic, void *arg)
+{
+	for (struct sk_bus_handler **hp = &b->handlers; *hp; hp = &(*hp)->next) {
+		struct sk_bus_handler *h = *hp;
+
+		if (h->topic && !strcmp(h->topic, topic) && h->arg == arg) {
+			*hp = h->next;
+			sk_deref(h->topic);
+			free(h);
+			return 0;
+		}
+	}
+	return SK_ENOENT;
+}
+
 const char *sk_bus_id(const struct sk_bus *b)
 {
 	return b->id;

@@ -426,13 +426,13 @@ int sk_node_alloc(struct sk_node **np, uv_loop_t *loop, struct sk_redis *redis,
 	if (err)
 		goto fail;
 	if (o->metrics) {
+		const char *pfx = o->metrics_prefix ? o->metrics_prefix : "skein";
 		char name[128];
 
-		snprintf(name, sizeof(name), "%s_cluster_members", o->metrics_prefix);
+		snprintf(name, sizeof(name), "%s_cluster_members", pfx);
 		sk_metrics_gauge_fn(o->metrics, name, "Live members in the node table", NULL,
 				    NULL, members, n);
-		snprintf(name, sizeof(name), "%s_cluster_heartbeat_failures_total",
-			 o->metrics_prefix);
+		snprintf(name, sizeof(name), "%s_cluster_heartbeat_failures_total", pfx);
 		n->c_hb_fail = sk_metrics_counter(o->metrics, name,
 						  "Heartbeats that Redis did not take", NULL, NULL);
 	}
@@ -447,6 +447,8 @@ int sk_node_alloc(struct sk_node **np, uv_loop_t *loop, struct sk_redis *redis,
 	*np = n;
 	return 0;
 fail:
+	if (bus)
+		sk_bus_unsubscribe(bus, TOPIC, n); /* SK_ENOENT when never subscribed */
 	sk_deref(n);
 	return err;
 }
@@ -521,6 +523,8 @@ void sk_node_close(struct sk_node *n)
 	if (!n || n->closing)
 		return;
 	n->closing = true;
+	if (n->bus)
+		sk_bus_unsubscribe(n->bus, TOPIC, n);
 	if (n->timer) {
 		uv_close((uv_handle_t *)n->timer, timer_close_cb);
 		n->timer = NULL;

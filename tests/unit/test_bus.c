@@ -1044,6 +1044,16 @@ static void test_direct_and_events(void **state)
 	assert_int_equal(stats(a).tx, 4);
 	assert_int_equal(direct.n, 1);
 	assert_int_equal(ev.n, 1);
+
+	/* Unsubscribed: the next event on the topic is nobody's. */
+	assert_int_equal(sk_bus_unsubscribe(b, "calls", &direct), SK_ENOENT); /* not its owner */
+	assert_int_equal(sk_bus_unsubscribe(b, "calls", &ev), 0);
+	assert_int_equal(sk_bus_unsubscribe(b, "calls", &ev), SK_ENOENT);
+	e = (Skein__Bus__V1__Envelope)SKEIN__BUS__V1__ENVELOPE__INIT;
+	assert_int_equal(sk_bus_publish(a, "calls", &e), 0);
+	g = (struct count_goal){b, 0, 3, 0};
+	assert_true(fx_wait(&f, counts_reached, &g, GUARD_MS));
+	assert_int_equal(ev.n, 1);
 	fx_done(&f);
 }
 

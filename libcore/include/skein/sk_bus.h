@@ -73,6 +73,8 @@ int sk_bus_on_request(struct sk_bus *b, Skein__Bus__V1__Envelope__BodyCase body,
 int sk_bus_on_direct(struct sk_bus *b, Skein__Bus__V1__Envelope__BodyCase body,
 		     sk_bus_msg_cb *cb, void *arg);
 int sk_bus_subscribe(struct sk_bus *b, const char *topic, sk_bus_msg_cb *cb, void *arg);
+/* Remove a subscription (the owner of arg is going away); SK_ENOENT if none. */
+int sk_bus_unsubscribe(struct sk_bus *b, const char *topic, void *arg);
 
 #define SK_BUS_IDEMPOTENT 0x1u /* also retry on another node at half the deadline */
 
