@@ -1,0 +1,591 @@
+/* digest: HTTP digest authentication for the SIP edge (RFC 3261 §22, RFC 7616, RFC 8760).
+ * See digest.h for the contract and the order of the steps. */
+#include "digest.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/msg_types.h>
+#include <sofia-sip/url.h>
+#include "skein/sk_buf.h"
+#include "skein/sk_err.h"
+
+#define NONCE_TIME  8
+#define NONCE_RAND  8
+#define NONCE_MAC   16 /* HMAC-SHA256 truncated to 128 bits (RFC 2104 §5 allows it) */
+#define NONCE_BYTES (NONCE_TIME + NONCE_RAND + NONCE_MAC)
+#define NONCE_CHARS 43 /* ceil(32 * 8 / 6), no padding */
+#define NONCE_LABEL "skein-digest-nonce-v1"
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+const char *edge_digest_alg_name(enum edge_digest_alg alg)
+{
+	return alg == EDGE_DIGEST_SHA256 ? "SHA-256" : "MD5";
+}
+
+static const EVP_MD *alg_md(enum edge_digest_alg alg)
+{
+	switch (alg) {
+	case EDGE_DIGEST_MD5:
+		return EVP_md5();
+	case EDGE_DIGEST_SHA256:
+		return EVP_sha256();
+	}
+	return NULL;
+}
+
+static size_t alg_hexlen(enum edge_digest_alg alg)
+{
+	return alg == EDGE_DIGEST_SHA256 ? 64 : 32;
+}
+
+const char *edge_digest_status_name(enum edge_digest_status s)
+{
+	switch (s) {
+	case EDGE_DIGEST_OK:
+		return "ok";
+	case EDGE_DIGEST_NO_CREDS:
+		return "no-credentials";
+	case EDGE_DIGEST_MALFORMED:
+		return "malformed";
+	case EDGE_DIGEST_UNSUPPORTED:
+		return "unsupported";
+	case EDGE_DIGEST_STALE:
+		return "stale-nonce";
+	case EDGE_DIGEST_BAD_NONCE:
+		return "bad-nonce";
+	case EDGE_DIGEST_URI_MISMATCH:
+		return "uri-mismatch";
+	case EDGE_DIGEST_BAD_RESPONSE:
+		return "bad-response";
+	case EDGE_DIGEST_UNKNOWN_USER:
+		return "unknown-user";
+	case EDGE_DIGEST_REPLAY:
+		return "replay";
+	}
+	return "unknown";
+}
+
+void edge_digest_result_set(struct edge_digest_result *r, enum edge_digest_status s,
+			    const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = s;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t k = 0; k < n; k++) {
+		out[2 * k] = digits[p[k] >> 4];
+		out[2 * k + 1] = digits[p[k] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static bool is_hex(char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* Copies s (hex) lower-cased into out; false unless it is exactly n hex digits. */
+static bool hex_lower(const char *s, size_t n, char *out)
+{
+	size_t k;
+
+	for (k = 0; k < n && s[k]; k++) {
+		if (!is_hex(s[k]))
+			return false;
+		out[k] = (s[k] >= 'A' && s[k] <= 'F') ? (char)(s[k] - 'A' + 'a') : s[k];
+	}
+	out[k] = '\0';
+	return k == n && s[k] == '\0';
+}
+
+/* H(parts[0] ":" parts[1] ":" ...) as hex into out. */
+static int hash_join(enum edge_digest_alg alg, const char *const *parts, size_t n, char *out)
+{
+	const EVP_MD *md = alg_md(alg);
+	EVP_MD_CTX *ctx;
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	int ok;
+
+	if (!md)
+		return SK_EINVAL;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return SK_ENOMEM;
+	ok = EVP_DigestInit_ex(ctx, md, NULL);
+	for (size_t k = 0; ok && k < n; k++) {
+		if (k)
+			ok = EVP_DigestUpdate(ctx, ":", 1);
+		if (ok)
+			ok = EVP_DigestUpdate(ctx, parts[k], strlen(parts[k]));
+	}
+	if (ok)
+		ok = EVP_DigestFinal_ex(ctx, d, &dlen);
+	EVP_MD_CTX_free(ctx);
+	if (!ok || dlen * 2 != alg_hexlen(alg))
+		return SK_ENOTSUP;
+	hex(d, dlen, out);
+	return 0;
+}
+
+int edge_digest_ha1(enum edge_digest_alg alg, const char *user, const char *realm,
+		    const char *password, char out[EDGE_DIGEST_HEX_SIZE])
+{
+	const char *parts[3] = {user, realm, password};
+
+	if (!user || !realm || !password || !out)
+		return SK_EINVAL;
+	return hash_join(alg, parts, 3, out);
+}
+
+/* ---- nonces ---- */
+
+static int nonce_mac(const void *secret, size_t secret_len, const char *realm,
+		     const unsigned char *head, unsigned char mac[NONCE_MAC])
+{
+	unsigned char in[sizeof(NONCE_LABEL) + NONCE_TIME + NONCE_RAND + EDGE_DIGEST_REALM_MAX];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t rlen = strlen(realm), n = 0;
+
+	if (rlen > EDGE_DIGEST_REALM_MAX || secret_len == 0 || secret_len > INT32_MAX)
+		return SK_EINVAL;
+	/* The label (with its NUL) separates this MAC from any other use of the secret;
+	 * time and random have fixed sizes, so the realm at the end is unambiguous. */
+	memcpy(in, NONCE_LABEL, sizeof(NONCE_LABEL));
+	n += sizeof(NONCE_LABEL);
+	memcpy(in + n, head, NONCE_TIME + NONCE_RAND);
+	n += NONCE_TIME + NONCE_RAND;
+	memcpy(in + n, realm, rlen);
+	n += rlen;
+	if (!HMAC(EVP_sha256(), secret, (int)secret_len, in, n, md, &mdlen) || mdlen < NONCE_MAC)
+		return SK_ENOTSUP;
+	memcpy(mac, md, NONCE_MAC);
+	OPENSSL_cleanse(md, sizeof(md));
+	return 0;
+}
+
+static void b64url_encode(const unsigned char *p, size_t n, char *out)
+{
+	size_t o = 0, k = 0;
+
+	for (; k + 3 <= n; k += 3) {
+		uint32_t v = (uint32_t)p[k] << 16 | (uint32_t)p[k + 1] << 8 | p[k + 2];
+
+		out[o++] = b64url[v >> 18];
+		out[o++] = b64url[(v >> 12) & 63];
+		out[o++] = b64url[(v >> 6) & 63];
+		out[o++] = b64url[v & 63];
+	}
+	if (n - k == 1) {
+		out[o++] = b64url[p[k] >> 2];
+		out[o++] = b64url[(p[k] & 3) << 4];
+	} else if (n - k == 2) {
+		uint32_t v = (uint32_t)p[k] << 8 | p[k + 1];
+
+		out[o++] = b64url[v >> 10];
+		out[o++] = b64url[(v >> 4) & 63];
+		out[o++] = b64url[(v & 15) << 2];
+	}
+	out[o] = '\0';
+}
+
+static int b64url_val(char ch)
+{
+	const char *q = ch ? strchr(b64url, ch) : NULL;
+
+	return q ? (int)(q - b64url) : -1;
+}
+
+/* Decodes exactly NONCE_CHARS characters into NONCE_BYTES; false on any other length,
+ * a character outside the alphabet, or non-zero unused bits (a second spelling). */
+static bool nonce_decode(const char *s, unsigned char out[NONCE_BYTES])
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+
+	if (strlen(s) != NONCE_CHARS)
+		return false;
+	for (size_t k = 0; k < NONCE_CHARS; k++) {
+		int v = b64url_val(s[k]);
+
+		if (v < 0)
+			return false;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	return o == NONCE_BYTES && acc == 0;
+}
+
+int edge_digest_nonce_new(const void *secret, size_t secret_len, const char *realm, uint64_t now,
+			  char *out, size_t size)
+{
+	unsigned char raw[NONCE_BYTES];
+	int rc;
+
+	if (!secret || !realm || !out)
+		return SK_EINVAL;
+	if (size < EDGE_DIGEST_NONCE_SIZE)
+		return SK_EMSGSIZE;
+	for (int k = 0; k < NONCE_TIME; k++)
+		raw[k] = (unsigned char)(now >> (8 * (NONCE_TIME - 1 - k)));
+	if (RAND_bytes(raw + NONCE_TIME, NONCE_RAND) != 1)
+		return SK_EAGAIN;
+	rc = nonce_mac(secret, secret_len, realm, raw, raw + NONCE_TIME + NONCE_RAND);
+	if (rc)
+		return rc;
+	b64url_encode(raw, NONCE_BYTES, out);
+	return 0;
+}
+
+enum edge_digest_nonce_state edge_digest_nonce_check(const void *secret, size_t secret_len,
+						     const char *realm, const char *nonce,
+						     uint64_t now, uint32_t max_age_s)
+{
+	unsigned char raw[NONCE_BYTES], mac[NONCE_MAC];
+	uint64_t t = 0;
+
+	if (!secret || !realm || !nonce || !nonce_decode(nonce, raw))
+		return EDGE_DIGEST_NONCE_INVALID;
+	if (nonce_mac(secret, secret_len, realm, raw, mac) != 0 ||
+	    CRYPTO_memcmp(mac, raw + NONCE_TIME + NONCE_RAND, NONCE_MAC) != 0)
+		return EDGE_DIGEST_NONCE_INVALID;
+	for (int k = 0; k < NONCE_TIME; k++)
+		t = (t << 8) | raw[k];
+	if (t > now + EDGE_DIGEST_NONCE_SKEW_S)
+		return EDGE_DIGEST_NONCE_INVALID;
+	if (t < now && now - t > max_age_s)
+		return EDGE_DIGEST_NONCE_STALE;
+	return EDGE_DIGEST_NONCE_VALID;
+}
+
+/* ---- challenges ---- */
+
+/* Printable ASCII that can go inside a quoted-string without escapes. */
+static bool quotable(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
+int edge_digest_challenge(struct sk_buf *b, bool proxy, unsigned algs, const char *realm,
+			  const char *nonce, const char *opaque, bool stale)
+{
+	static const enum edge_digest_alg order[] = {EDGE_DIGEST_SHA256, EDGE_DIGEST_MD5};
+
+	if (!b || !quotable(realm) || !quotable(nonce) || (opaque && !quotable(opaque)) ||
+	    !(algs & EDGE_DIGEST_OFFER_ALL) || (algs & ~EDGE_DIGEST_OFFER_ALL) ||
+	    strlen(realm) > EDGE_DIGEST_REALM_MAX)
+		return SK_EINVAL;
+	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		if (!(algs & (1u << order[k])))
+			continue;
+		sk_buf_printf(b, "%s: Digest realm=\"%s\", nonce=\"%s\"",
+			      proxy ? "Proxy-Authenticate" : "WWW-Authenticate", realm, nonce);
+		if (opaque)
+			sk_buf_printf(b, ", opaque=\"%s\"", opaque);
+		sk_buf_printf(b, ", algorithm=%s, qop=\"auth\"%s\r\n",
+			      edge_digest_alg_name(order[k]), stale ? ", stale=true" : "");
+	}
+	return b->err;
+}
+
+/* ---- credentials ---- */
+
+enum field {
+	F_USERNAME,
+	F_REALM,
+	F_NONCE,
+	F_URI,
+	F_RESPONSE,
+	F_ALGORITHM,
+	F_CNONCE,
+	F_OPAQUE,
+	F_QOP,
+	F_NC,
+	F_USERNAME_STAR,
+	F_USERHASH,
+	F_N
+};
+
+static const char *const names[F_N] = {
+    [F_USERNAME] = "username",
+    [F_REALM] = "realm",
+    [F_NONCE] = "nonce",
+    [F_URI] = "uri",
+    [F_RESPONSE] = "response",
+    [F_ALGORITHM] = "algorithm",
+    [F_CNONCE] = "cnonce",
+    [F_OPAQUE] = "opaque",
+    [F_QOP] = "qop",
+    [F_NC] = "nc",
+    [F_USERNAME_STAR] = "username*",
+    [F_USERHASH] = "userhash",
+};
+
+/* The value of one "name=value" parameter: unquoted (with \-escapes undone, RFC 3261
+ * §25.1 quoted-pair) into out. Returns false when it does not fit or a quote is open. */
+static bool unquote(const char *v, char *out, size_t size)
+{
+	size_t o = 0;
+
+	if (*v != '"') {
+		size_t n = strlen(v);
+
+		if (n >= size)
+			return false;
+		memcpy(out, v, n + 1);
+		return true;
+	}
+	for (v++; *v && *v != '"'; v++) {
+		if (*v == '\\' && v[1])
+			v++;
+		if (o + 1 >= size)
+			return false;
+		out[o++] = *v;
+	}
+	out[o] = '\0';
+	return *v == '"' && v[1] == '\0';
+}
+
+/* The value of name in params (case-insensitive name), or NULL; *dup set when the name
+ * appears more than once; a parameter without '=' gives "" (a missing value). */
+static const char *param(msg_param_t const *params, const char *name, bool *dup)
+{
+	const char *found = NULL;
+	size_t n = strlen(name);
+
+	for (size_t k = 0; params && params[k]; k++) {
+		const char *p = params[k];
+
+		if (strncasecmp(p, name, n) != 0 || (p[n] != '=' && p[n] != '\0'))
+			continue;
+		if (found)
+			*dup = true;
+		else
+			found = p[n] == '=' ? p + n + 1 : "";
+	}
+	return found;
+}
+
+static int bad(struct edge_digest_result *r, enum edge_digest_status s, const char *what,
+	       const char *name)
+{
+	edge_digest_result_set(r, s, "%s %s", what, name);
+	return 0;
+}
+
+int edge_digest_creds_get(struct edge_digest_creds *c, const msg_auth_t *au, const char *realm,
+			  struct edge_digest_result *r)
+{
+	const char *v[F_N] = {NULL};
+	char qop[16] = "", alg[32] = "";
+	bool dup = false;
+
+	if (!c || !realm || !r)
+		return SK_EINVAL;
+	memset(c, 0, sizeof(*c));
+	r->status = EDGE_DIGEST_OK;
+	r->reason[0] = '\0';
+
+	/* The first Digest credentials for our realm (RFC 3261 §22.3). */
+	for (; au; au = au->au_next) {
+		const char *rv;
+
+		if (!au->au_scheme || strcasecmp(au->au_scheme, "Digest") != 0)
+			continue;
+		rv = param(au->au_params, "realm", &dup);
+		dup = false;
+		if (rv && unquote(rv, c->realm, sizeof(c->realm)) && strcmp(c->realm, realm) == 0)
+			break;
+	}
+	if (!au) {
+		memset(c, 0, sizeof(*c));
+		edge_digest_result_set(r, EDGE_DIGEST_NO_CREDS, "no credentials for realm");
+		return 0;
+	}
+
+	for (int f = 0; f < F_N; f++) {
+		v[f] = param(au->au_params, names[f], &dup);
+		if (dup)
+			return bad(r, EDGE_DIGEST_MALFORMED, "duplicate", names[f]);
+	}
+	if (v[F_USERNAME_STAR])
+		return bad(r, EDGE_DIGEST_UNSUPPORTED, "not supported:", "username*");
+	if (v[F_USERHASH] && !unquote(v[F_USERHASH], qop, sizeof(qop)))
+		return bad(r, EDGE_DIGEST_MALFORMED, "bad", "userhash");
+	if (v[F_USERHASH] && strcasecmp(qop, "false") != 0)
+		return bad(r, EDGE_DIGEST_UNSUPPORTED, "not supported:", "userhash");
+
+	/* algorithm: absent means MD5 (RFC 7616 §3.3). */
+	c->alg = EDGE_DIGEST_MD5;
+	if (v[F_ALGORITHM]) {
+		if (!unquote(v[F_ALGORITHM], alg, sizeof(alg)) || !*alg)
+			return bad(r, EDGE_DIGEST_UNSUPPORTED, "unknown", "algorithm");
+		if (strcasecmp(alg, "SHA-256") == 0)
+			c->alg = EDGE_DIGEST_SHA256;
+		else if (strcasecmp(alg, "MD5") != 0) {
+			edge_digest_result_set(r, EDGE_DIGEST_UNSUPPORTED,
+					       "algorithm %.40s not supported", alg);
+			return 0;
+		}
+	}
+
+	/* qop: only "auth"; we never offer auth-int (the body would have to be hashed). */
+	if (v[F_QOP]) {
+		if (!unquote(v[F_QOP], qop, sizeof(qop)) || strcasecmp(qop, "auth") != 0) {
+			if (strcasecmp(qop, "auth-int") == 0)
+				return bad(r, EDGE_DIGEST_UNSUPPORTED, "qop auth-int",
+					   "not supported");
+			return bad(r, EDGE_DIGEST_UNSUPPORTED, "unknown", "qop");
+		}
+		c->qop = true;
+	}
+
+	{
+		static const struct {
+			int f;
+			size_t off, size;
+		} want[] = {
+		    {F_USERNAME, offsetof(struct edge_digest_creds, username),
+		     EDGE_DIGEST_USER_SIZE},
+		    {F_NONCE, offsetof(struct edge_digest_creds, nonce), EDGE_DIGEST_FIELD_SIZE},
+		    {F_URI, offsetof(struct edge_digest_creds, uri), EDGE_DIGEST_URI_SIZE},
+		    {F_RESPONSE, offsetof(struct edge_digest_creds, response),
+		     EDGE_DIGEST_HEX_SIZE},
+		    {F_CNONCE, offsetof(struct edge_digest_creds, cnonce), EDGE_DIGEST_FIELD_SIZE},
+		    {F_NC, offsetof(struct edge_digest_creds, nc_text), sizeof(c->nc_text)},
+		    {F_OPAQUE, offsetof(struct edge_digest_creds, opaque), EDGE_DIGEST_FIELD_SIZE},
+		};
+
+		for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+			int f = want[k].f;
+			bool needed = f != F_OPAQUE && (c->qop || (f != F_CNONCE && f != F_NC));
+			char *dst = (char *)c + want[k].off;
+
+			if (!v[f] && !needed)
+				continue;
+			if (!v[f])
+				return bad(r, EDGE_DIGEST_MALFORMED, "missing", names[f]);
+			if (!unquote(v[f], dst, want[k].size))
+				return bad(r, EDGE_DIGEST_MALFORMED,
+					   f == F_NC ? "nc is not 8 hex digits:"
+						     : "bad or too long",
+					   names[f]);
+			if (!*dst && needed)
+				return bad(r, EDGE_DIGEST_MALFORMED, "empty", names[f]);
+		}
+	}
+
+	/* Without qop, cnonce and nc are not part of the response (RFC 2617 §3.2.2): they
+	 * are dropped so that no one counts on them. */
+	if (!c->qop) {
+		c->cnonce[0] = '\0';
+		c->nc_text[0] = '\0';
+	} else {
+		for (int k = 0; k < 8; k++)
+			if (!is_hex(c->nc_text[k]))
+				return bad(r, EDGE_DIGEST_MALFORMED,
+					   "nc is not 8 hex digits:", "nc");
+		if (c->nc_text[8] != '\0')
+			return bad(r, EDGE_DIGEST_MALFORMED, "nc is not 8 hex digits:", "nc");
+		c->nc = (uint32_t)strtoul(c->nc_text, NULL, 16);
+	}
+
+	{
+		char resp[EDGE_DIGEST_HEX_SIZE];
+
+		if (!hex_lower(c->response, alg_hexlen(c->alg), resp))
+			return bad(r, EDGE_DIGEST_MALFORMED, "bad", "response");
+		memcpy(c->response, resp, sizeof(resp));
+	}
+	return 0;
+}
+
+/* ---- verification ---- */
+
+/* digest-uri against the Request-URI (see digest.h). */
+static bool uri_matches(const char *digest_uri, const url_t *ruri)
+{
+	char text[EDGE_DIGEST_URI_SIZE];
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	issize_t n = url_e(text, sizeof(text), ruri);
+	url_t *u;
+	bool same;
+
+	/* url_e() returns the length it needs; the text is whole only when that fits. */
+	if (n > 0 && (size_t)n < sizeof(text) && strcmp(text, digest_uri) == 0)
+		return true;
+	u = url_make(home, digest_uri);
+	same = u && u->url_type == ruri->url_type && url_cmp_all(u, ruri) == 0;
+	su_home_deinit(home);
+	return same;
+}
+
+int edge_digest_verify(const struct edge_digest_creds *c, const char *method,
+		       const url_t *request_uri, const char *ha1_hex, enum edge_digest_alg alg,
+		       struct edge_digest_result *r)
+{
+	char ha1[EDGE_DIGEST_HEX_SIZE], ha2[EDGE_DIGEST_HEX_SIZE], resp[EDGE_DIGEST_HEX_SIZE];
+	size_t hl = alg_hexlen(alg);
+	int rc;
+
+	if (!c || !method || !ha1_hex || !r || alg != c->alg || !hex_lower(ha1_hex, hl, ha1))
+		return SK_EINVAL;
+	r->status = EDGE_DIGEST_OK;
+	r->reason[0] = '\0';
+	if (request_uri && !uri_matches(c->uri, request_uri)) {
+		edge_digest_result_set(r, EDGE_DIGEST_URI_MISMATCH,
+				       "digest uri is not the Request-URI");
+		return 0;
+	}
+	{
+		const char *a2[2] = {method, c->uri};
+
+		rc = hash_join(alg, a2, 2, ha2);
+	}
+	if (rc == 0 && c->qop) {
+		const char *p[6] = {ha1, c->nonce, c->nc_text, c->cnonce, "auth", ha2};
+
+		rc = hash_join(alg, p, 6, resp);
+	} else if (rc == 0) {
+		const char *p[3] = {ha1, c->nonce, ha2};
+
+		rc = hash_join(alg, p, 3, resp);
+	}
+	OPENSSL_cleanse(ha1, sizeof(ha1));
+	if (rc)
+		return rc;
+	/* Both are hl lower-case hex digits (creds_get checked the length for c->alg). */
+	if (strlen(c->response) != hl || CRYPTO_memcmp(resp, c->response, hl) != 0)
+		edge_digest_result_set(r, EDGE_DIGEST_BAD_RESPONSE, "bad response");
+	return 0;
+}
