@@ -20,6 +20,7 @@ SRC = os.environ.get("SKEIN_SRC", os.path.join(os.path.dirname(__file__), "../..
 BIN = os.path.join(BUILD, "bin")
 
 _procs = []
+_dirs = []
 
 
 def _cleanup():
@@ -203,7 +204,10 @@ def metric(text, name, labels=None):
 
 
 def tmpdir():
+    """A scratch directory for one test: removed when the test passes, kept (and
+    named) when it fails, for its logs."""
     d = tempfile.mkdtemp(prefix="skein-it-")
+    _dirs.append(d)
     return d
 
 
@@ -212,16 +216,23 @@ def run(tests):
     failed = 0
     for t in tests:
         t0 = time.monotonic()
+        ok = False
         try:
             t()
+            ok = True
             print(f"ok   {t.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
         except Exception as e:  # noqa: BLE001
             failed += 1
             import traceback
             traceback.print_exc()
-            print(f"FAIL {t.__name__}: {e}", flush=True)
+            print(f"FAIL {t.__name__}: {e} (logs in {' '.join(_dirs)})", flush=True)
         finally:
             _cleanup()
             _procs.clear()
+            if ok:
+                import shutil
+                for d in _dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+            _dirs.clear()
     print(f"{len(tests) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
