@@ -10,6 +10,7 @@
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "skein/sk_metrics.h"
+#include "skein/sk_sys.h"
 #include "bus_int.h"
 
 SK_LOG_MODULE("bus");
@@ -46,14 +47,6 @@ struct sk_bus_req {
 	size_t trace_len;
 	bool replied;
 };
-
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t rng_next(struct sk_bus *b)
 {
@@ -265,7 +258,7 @@ static void fill_header(struct sk_bus *b, Skein__Bus__V1__Envelope *env,
 	env->origin_node = b->id;
 	env->origin_addr = b->listen;
 	env->kind = kind;
-	env->deadline_ms = deadline_ms ? unix_ms() + deadline_ms : 0;
+	env->deadline_ms = deadline_ms ? sk_sys_unix_ms() + deadline_ms : 0;
 	if (!env->trace_id.len) {
 		if (b->cur_trace.len) {
 			env->trace_id = b->cur_trace;
@@ -461,7 +454,7 @@ static void serve_request(struct sk_bus *b, Skein__Bus__V1__Envelope *env)
 	struct sk_bus_handler *h = handler_find(b, env->body_case, true, NULL);
 	struct sk_bus_req *r;
 
-	if (env->deadline_ms && env->deadline_ms < unix_ms()) {
+	if (env->deadline_ms && env->deadline_ms < sk_sys_unix_ms()) {
 		sk_bus_count_drop(b, "request past its deadline", b->m.late, &b->st.dropped_late);
 		return;
 	}
@@ -668,7 +661,7 @@ int sk_bus_alloc(struct sk_bus **bp, uv_loop_t *loop, const struct sk_bus_opts *
 		goto out;
 	}
 	if (getrandom(&b->rng, sizeof(b->rng), 0) != sizeof(b->rng) || !b->rng)
-		b->rng = (uint64_t)unix_ms() ^ 0x9E3779B97F4A7C15ULL;
+		b->rng = (uint64_t)sk_sys_unix_ms() ^ 0x9E3779B97F4A7C15ULL;
 	b->next_id = rng_next(b) >> 16; /* ids of a restarted node do not repeat */
 
 	b->sock = nn_socket(AF_SP, NN_PULL);

@@ -101,14 +101,17 @@ int sk_cluster_conf_load(struct sk_cluster_conf *c, const char *path, char **env
 		err = sk_conf_file(&sec, 1, path, sk_roles, e);
 	if (!err)
 		err = sk_conf_env(&sec, 1, envp, e);
-	if (!err && !*c->node_id) {
-		char host[256] = "node";
+	return err ? err : sk_cluster_conf_node_id_default(c);
+}
 
-		gethostname(host, sizeof(host) - 1);
-		sk_deref(c->node_id);
-		c->node_id = sk_strdup(host);
-		if (!c->node_id)
-			return SK_ENOMEM;
-	}
-	return err;
+int sk_cluster_conf_node_id_default(struct sk_cluster_conf *c)
+{
+	char host[256] = "node";
+
+	if (c->node_id && *c->node_id)
+		return 0;
+	gethostname(host, sizeof(host) - 1);
+	sk_deref(c->node_id);
+	c->node_id = sk_strdup(host);
+	return c->node_id ? 0 : SK_ENOMEM;
 }

@@ -14,6 +14,7 @@
 #include "skein/sk_metrics.h"
 #include "skein/sk_mem.h"
 #include "skein/sk_err.h"
+#include "skein/sk_sys.h"
 #include "skein/sk_log.h"
 #include "daemon_int.h"
 
@@ -27,25 +28,6 @@ int sk_daemon_check_bus_addr(const char *v, const char **why)
 	if (!*v)
 		return 0;
 	return strncmp(v, "ipc://", 6) && strncmp(v, "tcp://", 6) ? -1 : 0;
-}
-
-static int mkdirs(const char *path)
-{
-	char tmp[1024];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return SK_ERANGE;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static void usage(const struct sk_daemon_ops *ops, FILE *f)
@@ -325,7 +307,7 @@ static int setup(struct sk_daemon *d)
 	if (!d->id || !d->mprefix)
 		return SK_ENOMEM;
 	sk_log_node_set(d->id);
-	err = mkdirs(d->cluster.state_dir);
+	err = sk_sys_mkdirs(d->cluster.state_dir);
 	if (err) {
 		SK_ERROR("cannot create state_dir %s: %s", d->cluster.state_dir, sk_strerror(err));
 		return err;
@@ -460,12 +442,9 @@ int sk_daemon_main(const struct sk_daemon_ops *ops, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (!*d->cluster.node_id) {
-		char host[256] = "node";
-
-		gethostname(host, sizeof(host) - 1);
-		sk_deref(d->cluster.node_id);
-		d->cluster.node_id = sk_strdup(host);
+	if (sk_cluster_conf_node_id_default(&d->cluster)) {
+		rc = 1;
+		goto out;
 	}
 	if (d->mode_check) {
 		printf("skein-%s: %s: configuration ok\n", ops->role,

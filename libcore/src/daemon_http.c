@@ -11,20 +11,13 @@
 #include "skein/sk_redis.h"
 #include "skein/sk_node.h"
 #include "skein/sk_metrics.h"
+#include "skein/sk_sys.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
 #include "skein/sk_err.h"
 #include "daemon_int.h"
 
 SK_LOG_MODULE("http");
-
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static double rss_bytes(void *arg)
 {
@@ -99,7 +92,7 @@ void sk_daemon_metrics_init(struct sk_daemon *d)
 	struct sk_metrics *m = d->metrics;
 	char n[128], labels[256];
 
-	d->started_ms = unix_ms();
+	d->started_ms = sk_sys_unix_ms();
 	snprintf(labels, sizeof(labels), "version=\"%s\",commit=\"%s\",role=\"%s\"",
 		 SKEIN_VERSION, SKEIN_COMMIT, d->ops->role);
 	sk_metrics_info(m, "skein_build_info", "Version and commit of this build", labels);
@@ -141,7 +134,7 @@ static void status_json(struct sk_daemon *d, struct sk_buf *b)
 	sk_buf_json_str(b, d->cluster.datacenter);
 	sk_buf_printf(b, ",\"version\":\"%s\",\"commit\":\"%s\",\"pid\":%d,\"uptime_seconds\":%.3f",
 		      SKEIN_VERSION, SKEIN_COMMIT, (int)getpid(),
-		      (double)(unix_ms() - d->started_ms) / 1000.0);
+		      (double)(sk_sys_unix_ms() - d->started_ms) / 1000.0);
 	sk_buf_printf(b, ",\"ready\":%s,\"draining\":%s,\"redis\":\"%s\"",
 		      ready ? "true" : "false", d->draining ? "true" : "false",
 		      sk_redis_ready(d->redis) ? "up" : "down");

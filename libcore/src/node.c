@@ -12,6 +12,8 @@
 #include "skein/sk_log.h"
 #include "skein/sk_metrics.h"
 #include "skein/cluster/v1/node.pb-c.h"
+#include "skein/sk_sys.h"
+#include "node_int.h"
 
 SK_LOG_MODULE("node");
 
@@ -69,7 +71,7 @@ struct sk_node {
 	struct sk_counter *c_hb_fail;
 };
 
-static void info_clear(struct sk_node_info *i)
+void sk_node_info_clear(struct sk_node_info *i)
 {
 	sk_deref(i->id);
 	sk_deref(i->node);
@@ -81,7 +83,7 @@ static void info_clear(struct sk_node_info *i)
 	memset(i, 0, sizeof(*i));
 }
 
-static int info_from_pb(struct sk_node_info *i, const Skein__Cluster__V1__NodeInfo *pb)
+int sk_node_info_from_pb(struct sk_node_info *i, const Skein__Cluster__V1__NodeInfo *pb)
 {
 	memset(i, 0, sizeof(*i));
 	i->id = sk_strdup(pb->id);
@@ -97,7 +99,7 @@ static int info_from_pb(struct sk_node_info *i, const Skein__Cluster__V1__NodeIn
 	i->started_ms = pb->started_ms;
 	if (!i->id || !i->node || !i->role || !i->dc || !i->bus_addr || !i->http_addr ||
 	    !i->version) {
-		info_clear(i);
+		sk_node_info_clear(i);
 		return SK_ENOMEM;
 	}
 	return 0;
@@ -126,7 +128,7 @@ static bool tab_upsert(struct sk_node *n, const Skein__Cluster__V1__NodeInfo *pb
 	struct sk_node_info *cur = tab_find(n, pb->id), fresh, *t;
 	uint64_t *h;
 
-	if (info_from_pb(&fresh, pb))
+	if (sk_node_info_from_pb(&fresh, pb))
 		return false;
 	/* A bus event (seen 0) carries no Redis time: keep the last heartbeat's. */
 	fresh.seen_ms = seen || !cur ? seen : cur->seen_ms;
@@ -134,7 +136,7 @@ static bool tab_upsert(struct sk_node *n, const Skein__Cluster__V1__NodeInfo *pb
 		bool changed = strcmp(cur->bus_addr, fresh.bus_addr) ||
 			       cur->draining != fresh.draining;
 
-		info_clear(cur);
+		sk_node_info_clear(cur);
 		*cur = fresh;
 		if (changed)
 			feed_bus(n, cur);
@@ -142,13 +144,13 @@ static bool tab_upsert(struct sk_node *n, const Skein__Cluster__V1__NodeInfo *pb
 	}
 	t = realloc(n->tab, (n->ntab + 1) * sizeof(*t));
 	if (!t) {
-		info_clear(&fresh);
+		sk_node_info_clear(&fresh);
 		return false;
 	}
 	n->tab = t;
 	h = realloc(n->heard, (n->ntab + 1) * sizeof(*h));
 	if (!h) {
-		info_clear(&fresh);
+		sk_node_info_clear(&fresh);
 		return false;
 	}
 	n->heard = h;
@@ -172,7 +174,7 @@ static void tab_remove(struct sk_node *n, size_t idx)
 		sk_bus_peer_del(n->bus, gone.id);
 	if (n->cb)
 		n->cb(&gone, false, n->arg);
-	info_clear(&gone);
+	sk_node_info_clear(&gone);
 }
 
 static void publish(struct sk_node *n, Skein__Cluster__V1__NodeEvent__Type type)
@@ -353,7 +355,7 @@ static void node_destroy(void *data)
 	struct sk_node *n = data;
 
 	for (size_t i = 0; i < n->ntab; i++)
-		info_clear(&n->tab[i]);
+		sk_node_info_clear(&n->tab[i]);
 	free(n->tab);
 	free(n->heard);
 	if (n->observe)
@@ -380,7 +382,6 @@ int sk_node_alloc(struct sk_node **np, uv_loop_t *loop, struct sk_redis *redis,
 		  void *arg)
 {
 	struct sk_node *n;
-	struct timespec ts;
 	int err;
 
 	if (!np || !loop || !redis || !o || !o->cluster || (!o->observe && (!o->id || !o->role)))
@@ -402,7 +403,6 @@ int sk_node_alloc(struct sk_node **np, uv_loop_t *loop, struct sk_redis *redis,
 		goto fail;
 	skein__cluster__v1__node_info__init(&n->self);
 	if (!n->observe) {
-		clock_gettime(CLOCK_REALTIME, &ts);
 		n->self.id = sk_strdup(o->id);
 		n->self.node = sk_strdup(o->node ? o->node : "");
 		n->self.role = sk_strdup(o->role);
@@ -411,7 +411,7 @@ int sk_node_alloc(struct sk_node **np, uv_loop_t *loop, struct sk_redis *redis,
 		n->self.http_addr = sk_strdup(o->http_addr ? o->http_addr : "");
 		n->self.version = sk_strdup(SKEIN_VERSION);
 		n->self.pid = (uint32_t)getpid();
-		n->self.started_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		n->self.started_ms = sk_sys_unix_ms();
 		n->self.n_topics = 0;
 		if (!n->self.id || !n->self.node || !n->self.role || !n->self.datacenter ||
 		    !n->self.bus_addr || !n->self.http_addr || !n->self.version) {

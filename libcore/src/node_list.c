@@ -8,6 +8,7 @@
 #include "skein/sk_mem.h"
 #include "skein/sk_err.h"
 #include "skein/cluster/v1/node.pb-c.h"
+#include "node_int.h"
 
 static const struct timeval tv = {1, 0};
 
@@ -33,15 +34,8 @@ static redisContext *connect_addr(const char *addr)
 
 void sk_node_list_free(struct sk_node_info *list, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		sk_deref(list[i].id);
-		sk_deref(list[i].node);
-		sk_deref(list[i].role);
-		sk_deref(list[i].dc);
-		sk_deref(list[i].bus_addr);
-		sk_deref(list[i].http_addr);
-		sk_deref(list[i].version);
-	}
+	for (size_t i = 0; i < n; i++)
+		sk_node_info_clear(&list[i]);
 	free(list);
 }
 
@@ -108,20 +102,12 @@ int sk_node_list_sync(const char *redis_addr, const char *cluster, uint64_t time
 		pb = skein__cluster__v1__node_info__unpack(NULL, infos->len, (uint8_t *)infos->str);
 		if (!pb)
 			goto next;
-		ni->id = sk_strdup(pb->id);
-		ni->node = sk_strdup(pb->node);
-		ni->role = sk_strdup(pb->role);
-		ni->dc = sk_strdup(pb->datacenter);
-		ni->bus_addr = sk_strdup(pb->bus_addr);
-		ni->http_addr = sk_strdup(pb->http_addr);
-		ni->version = sk_strdup(pb->version);
-		ni->draining = pb->draining;
-		ni->load = pb->load;
-		ni->pid = pb->pid;
-		ni->started_ms = pb->started_ms;
+		err = sk_node_info_from_pb(ni, pb);
+		skein__cluster__v1__node_info__free_unpacked(pb, NULL);
+		if (err)
+			goto out; /* SK_ENOMEM */
 		ni->seen_ms = strtoull(ids->element[i + 1]->str, NULL, 10);
 		ni->age_ms = now > ni->seen_ms ? now - ni->seen_ms : 0;
-		skein__cluster__v1__node_info__free_unpacked(pb, NULL);
 		cnt++;
 next:
 		if (infos)
@@ -138,6 +124,8 @@ out:
 		freeReplyObject(t);
 	if (ids)
 		freeReplyObject(ids);
+	if (infos)
+		freeReplyObject(infos);
 	redisFree(c);
 	return err;
 }

@@ -149,11 +149,9 @@ static void on_reply(redisAsyncContext *ac, void *rv, void *priv)
 	rcmd_free(c);
 }
 
-static int send_cmd(struct sk_redis *r, struct rcmd *c, int argc, const char **argv,
-		    const size_t *lens)
+/* A command handed to hiredis joins the in-flight list (oldest first). */
+static void track(struct sk_redis *r, struct rcmd *c)
 {
-	if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, lens) != REDIS_OK)
-		return SK_ENOTCONN;
 	c->sent = uv_now(r->loop);
 	c->prev = r->tail;
 	c->next = NULL;
@@ -166,6 +164,14 @@ static int send_cmd(struct sk_redis *r, struct rcmd *c, int argc, const char **a
 	r->st.commands++;
 	if (r->m.commands)
 		sk_counter_inc(r->m.commands);
+}
+
+static int send_cmd(struct sk_redis *r, struct rcmd *c, int argc, const char **argv,
+		    const size_t *lens)
+{
+	if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, lens) != REDIS_OK)
+		return SK_ENOTCONN;
+	track(r, c);
 	return 0;
 }
 
@@ -247,17 +253,7 @@ int sk_redis_cmdf(struct sk_redis *r, sk_redis_reply_cb *cb, void *arg, const ch
 		free(c);
 		return SK_EINVAL;
 	}
-	c->sent = uv_now(r->loop);
-	c->prev = r->tail;
-	if (r->tail)
-		r->tail->next = c;
-	else
-		r->head = c;
-	r->tail = c;
-	r->inflight++;
-	r->st.commands++;
-	if (r->m.commands)
-		sk_counter_inc(r->m.commands);
+	track(r, c);
 	return 0;
 }
 

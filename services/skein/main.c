@@ -17,6 +17,7 @@
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
 #include "skein/sk_err.h"
+#include "skein/sk_sys.h"
 #include "skein.h"
 
 SK_LOG_MODULE("skein");
@@ -33,20 +34,6 @@ static void usage(FILE *f)
 		   "                                 validate [cluster] and every role's section\n"
 		   "  skein --version | --help\n"
 		   "Every [cluster] key can be overridden by SKEIN_CLUSTER_<KEY> in the environment.\n");
-}
-
-static int mkdirs(const char *path)
-{
-	char tmp[PATH_MAX];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(tmp, 0755);
-			*p = '/';
-		}
-	return mkdir(tmp, 0755) && errno != EEXIST ? -errno : 0;
 }
 
 static char **argv_make(const char *a0, ...)
@@ -131,7 +118,7 @@ static int plan(struct runner *r, bool up)
 		}
 		snprintf(port, sizeof(port), "%s", colon + 1);
 		snprintf(dir, sizeof(dir), "%s/redis", r->cluster.state_dir);
-		if (mkdirs(dir) || !realpath(dir, abs)) {
+		if (sk_sys_mkdirs(dir) || !realpath(dir, abs)) {
 			fprintf(stderr, "skein: cannot create %s: %s\n", dir, strerror(errno));
 			free(roles);
 			return SK_EINVAL;

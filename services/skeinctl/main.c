@@ -11,6 +11,7 @@
 #include "skein/sk_buf.h"
 #include "skein/sk_mem.h"
 #include "skein/sk_err.h"
+#include "skein/sk_sys.h"
 #include "skein/sk_log.h"
 #include "skeinctl.h"
 
@@ -29,14 +30,6 @@ static void usage(FILE *f)
 		"SKEIN_CLUSTER_* variables; --redis and --cluster override it.\n");
 }
 
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int load_members(struct ctl *c, struct sk_node_info **list, size_t *n)
 {
 	int err = sk_node_list_sync(c->cluster.redis, c->cluster.name, c->cluster.node_timeout,
@@ -53,7 +46,7 @@ static int cmd_nodes(struct ctl *c)
 	struct sk_node_info *l;
 	struct sk_buf b;
 	size_t n;
-	uint64_t now = unix_ms();
+	uint64_t now = sk_sys_unix_ms();
 
 	if (load_members(c, &l, &n))
 		return 1;

@@ -102,5 +102,7 @@ bool sk_daemon_is_ready(struct sk_daemon *d, const char **why);
  * skipped). */
 int sk_cluster_conf_load(struct sk_cluster_conf *c, const char *path, char **envp,
 			 struct sk_conf_err *e);
+/* An empty node_id becomes the host name. */
+int sk_cluster_conf_node_id_default(struct sk_cluster_conf *c);
 
 #endif
