@@ -17,14 +17,17 @@ def test_readyz_follows_redis():
         wait_for(lambda: http(a.http[role], "/readyz")[0] == 503, 4, f"{role} /readyz 503")
     took = time.monotonic() - stopped
     assert took <= 2.0, f"/readyz still 200 {took:.2f}s after redis stopped"
+    print(f"    /readyz 503 on both daemons {took:.3f}s after redis stopped")
     st, body = http(a.http["registrar"], "/readyz")
     assert "redis" in body, body
     # Alive all the same: /healthz is about the process, not its dependencies.
     assert http(a.http["registrar"], "/healthz")[0] == 200
 
+    restarted = time.monotonic()
     redis.start()  # same port, empty data: the heartbeat re-registers the members
     for role in ("registrar", "edge"):
         wait_for(lambda: http(a.http[role], "/readyz")[0] == 200, 10, f"{role} ready again")
+    print(f"    /readyz 200 again {time.monotonic() - restarted:.3f}s after redis restarted")
     assert pr.poll() is None and pe.poll() is None, "a daemon restarted"
     wait_for(lambda: len(skeinctl(a.conf, "nodes")[1]) == 2, 5, "members back in redis")
     rc, out, _ = skeinctl(a.conf, "ping", "--role=registrar", "--count=10")
