@@ -26,6 +26,7 @@ build-asan: deps
 	@cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory -s
 
 run: build
+	@scripts/local-tls.sh run/tls
 	@$(BUILD)/bin/skein up --config deploy/local/skein.ini
 
 test: build build-asan

@@ -9,10 +9,11 @@ PKGS=(
 	# product libraries (docs/dependencies.md says why each)
 	libuv1-dev libnanomsg-dev libprotobuf-c-dev protobuf-c-compiler
 	libhiredis-dev libssl-dev libsofia-sip-ua-dev libxml2-dev
-	# run: the embedded Redis of `skein up`
-	redis-server redis-tools
-	# test
+	# run: the embedded Redis of `skein up`; openssl makes its self-signed TLS pair
+	redis-server redis-tools openssl
+	# test: SIP peers nobody here wrote (sipp, baresip) and the Kamailio reference
 	libcmocka-dev nanomsg-utils python3 curl procps iproute2 cppcheck
+	sip-tester baresip-core baresip kamailio
 )
 
 missing=()

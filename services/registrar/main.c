@@ -1,19 +1,54 @@
-/* skein-registrar: registrar, presence agent and XCAP server. This build has the
- * daemon runtime only (membership, bus, health, metrics, drain); REGISTER handling
- * comes with issue #3, presence and XCAP with issue #7. */
+/* skein-registrar: registrar (RFC 3261 §10.3, RFC 5626, RFC 3327) over the bus, with
+ * the bindings in Redis (services/regdata); presence and XCAP come with issue #7. */
 #include <stddef.h>
 #include "skein/sk_daemon.h"
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "reg.h"
 
-struct registrar_conf {
-	struct sk_role_conf role;
-};
+SK_LOG_MODULE("registrar");
 
 static struct registrar_conf conf;
+static struct registrar reg;
 
+/* Seconds. The bounds keep expiry arithmetic far from overflow (ms in a double, 2^53)
+ * and match what SIP allows (RFC 3261 §20.19: up to 2^32-1). */
 static const struct sk_conf_key keys[] = {
 	SK_ROLE_KEYS(struct registrar_conf, "127.0.0.1:9302"),
+	{"default_expires", SK_CONF_INT, offsetof(struct registrar_conf, default_expires), "3600",
+	 "Binding lifetime in seconds when a REGISTER gives neither an expires parameter nor an "
+	 "Expires header (RFC 3261 §10.3 step 7)",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"min_expires", SK_CONF_INT, offsetof(struct registrar_conf, min_expires), "60",
+	 "Shortest binding lifetime in seconds; a shorter non-zero one is refused with 423 and "
+	 "Min-Expires",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"max_expires", SK_CONF_INT, offsetof(struct registrar_conf, max_expires), "7200",
+	 "Longest binding lifetime in seconds; longer requests are shortened to it",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"max_contacts", SK_CONF_INT, offsetof(struct registrar_conf, max_contacts), "10",
+	 "Bindings one address of record may hold; a REGISTER that would exceed it gets 403",
+	 SK_CONF_RELOAD, 1, 1000, 0, 0},
 	SK_CONF_END,
 };
+
+static int start(struct sk_daemon *d, void *arg)
+{
+	struct registrar *r = arg;
+
+	if (conf.min_expires > conf.max_expires || conf.default_expires < conf.min_expires ||
+	    conf.default_expires > conf.max_expires) {
+		SK_ERROR("[registrar] needs min_expires <= default_expires <= max_expires "
+			 "(have %lld, %lld, %lld)",
+			 (long long)conf.min_expires, (long long)conf.default_expires,
+			 (long long)conf.max_expires);
+		return SK_ECONFIG;
+	}
+	r->d = d;
+	r->conf = &conf;
+	r->cluster = sk_daemon_cluster(d)->name;
+	return reg_register_start(r);
+}
 
 int main(int argc, char **argv)
 {
@@ -23,6 +58,8 @@ int main(int argc, char **argv)
 		.keys = keys,
 		.conf = &conf,
 		.conf_size = sizeof(conf),
+		.arg = &reg,
+		.start = start,
 	};
 
 	return sk_daemon_main(&ops, argc, argv);

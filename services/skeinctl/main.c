@@ -17,6 +17,11 @@
 
 extern char **environ;
 
+/* prov.c */
+int cmd_domain(struct ctl *c);
+int cmd_user(struct ctl *c);
+int cmd_reg(struct ctl *c);
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -26,6 +31,19 @@ static void usage(FILE *f)
 		"  status                 every member's /status (ready, draining, redis, bus)\n"
 		"  ping --role=ROLE [--count=N] [--concurrency=N] [--rate=PER_S] [--deadline=MS]\n"
 		"                         bus Ping requests to a role; exit 3 if any failed\n"
+		"  domain add|del DOMAIN [--force]\n"
+		"                         serve a SIP domain, or stop serving it (del refuses while\n"
+		"                         it has users; --force deletes them and their bindings)\n"
+		"  domain list            served domains and their user counts\n"
+		"  user add USER@DOMAIN --password SECRET | --password-stdin\n"
+		"                         provision a user of a served domain (stores the MD5 and\n"
+		"                         SHA-256 digest HA1s with realm DOMAIN, never the password)\n"
+		"  user passwd USER@DOMAIN --password SECRET | --password-stdin\n"
+		"  user del USER@DOMAIN   remove a user, its credentials and its bindings\n"
+		"  user list [DOMAIN]     users of one domain or of all\n"
+		"  reg show USER@DOMAIN   current bindings of an address of record\n"
+		"Exit status: 0 done, 1 failed (Redis unreachable, unknown domain or user,\n"
+		"duplicate), 2 bad usage (unknown option, missing argument, malformed name).\n"
 		"The cluster comes from the [cluster] section of FILE ($SKEIN_CONFIG if set) and\n"
 		"SKEIN_CLUSTER_* variables; --redis and --cluster override it.\n");
 }
@@ -217,6 +235,12 @@ int main(int argc, char **argv)
 		rc = cmd_status(&c);
 	} else if (!strcmp(cmd, "ping")) {
 		rc = cmd_ping(&c);
+	} else if (!strcmp(cmd, "domain")) {
+		rc = cmd_domain(&c);
+	} else if (!strcmp(cmd, "user")) {
+		rc = cmd_user(&c);
+	} else if (!strcmp(cmd, "reg")) {
+		rc = cmd_reg(&c);
 	} else {
 		fprintf(stderr, "skeinctl: unknown command \"%s\" (see --help)\n", cmd);
 		rc = 2;

@@ -145,7 +145,8 @@ def _resp(f):
 class Node:
     """One node's config file; daemons of that node started from it."""
 
-    def __init__(self, tmp, redis, node_id, roles=("registrar",), cluster="t", extra=""):
+    def __init__(self, tmp, redis, node_id, roles=("registrar",), cluster="t", extra="",
+                 role_extra=None):
         self.tmp, self.redis, self.node_id = tmp, redis, node_id
         self.http = {r: f"127.0.0.1:{free_port()}" for r in roles}
         self.state = os.path.join(tmp, f"state-{node_id}")
@@ -161,6 +162,8 @@ class Node:
             f.write("[cluster]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
             for r in roles:
                 f.write(f"[{r}]\nhttp_listen = {self.http[r]}\n")
+                for k, v in (role_extra or {}).get(r, {}).items():
+                    f.write(f"{k} = {v}\n")
 
     def start(self, role, wait_ready=True):
         p = start([os.path.join(BIN, f"skein-{role}"), "--config", self.conf],

@@ -23,12 +23,16 @@
 	XX(EMSGSIZE, -EMSGSIZE, "message too long")                                   \
 	XX(ERANGE, -ERANGE, "value out of range")                                     \
 	XX(EBADMSG, -EBADMSG, "malformed message")                                    \
+	XX(EADDRINUSE, -EADDRINUSE, "address in use")                                 \
+	XX(ECONNRESET, -ECONNRESET, "connection reset")                               \
+	XX(EHOSTUNREACH, -EHOSTUNREACH, "host unreachable")                           \
 	XX(ECONFIG, -4001, "configuration error")                                     \
 	XX(ENONODE, -4002, "no live node of that role")                               \
 	XX(EREDIS, -4003, "redis error reply")                                        \
 	XX(EDRAINING, -4004, "draining")                                              \
 	XX(EUNKNOWN, -4005, "unknown message")                                        \
-	XX(EREMOTE, -4006, "remote side failed")
+	XX(EREMOTE, -4006, "remote side failed")                                      \
+	XX(ETLS, -4007, "TLS failure")
 
 enum sk_errno {
 #define SK_ERR_ENUM(name, val, msg) SK_##name = (val),

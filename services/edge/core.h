@@ -1,0 +1,132 @@
+/* core: the SIP edge service — what sits between the transports/transactions and
+ * the cluster: request dispatch, digest auth against Redis, REGISTER through the
+ * registrar over the bus, routing to bindings with parallel forking, loose routing
+ * and Record-Route. One struct edge per daemon; files core_<family>.c. */
+#ifndef SKEIN_EDGE_CORE_H
+#define SKEIN_EDGE_CORE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/sip_protos.h>
+#include <sofia-sip/msg_buffer.h>
+#include "skein/sk_daemon.h"
+#include "skein/sk_metrics.h"
+#include "transport.h"
+#include "txn.h"
+#include "digest.h"
+
+struct sk_redis_script;
+
+/* [edge] section (docs/configuration.md). */
+struct edge_conf {
+	struct sk_role_conf role;
+	char *listen_udp, *listen_tcp, *listen_tls;
+	char *tls_cert, *tls_key, *tls_ca;
+	char *advertise;      /* host for Via/Record-Route; "" = the listen address */
+	char *auth_secret;    /* nonce HMAC key shared by all edges; "" = kept in Redis */
+	char *auth_algorithms; /* "sha256,md5" */
+	uint64_t nonce_ttl;   /* ms */
+	int64_t max_msg_size;
+	uint64_t t1, t2, t4, timer_c;
+	uint64_t idle_timeout;
+	int64_t max_conns;
+	uint64_t registrar_deadline;
+	char *server;         /* Server / User-Agent header value; "" = none */
+	bool symmetric;       /* UDP responses to the source address always */
+};
+
+struct edge_metrics {
+	struct sk_counter *req[8];  /* by method: index edge_method_idx() */
+	struct sk_counter *resp[6]; /* by class 1..6 sent */
+	struct sk_counter *auth_fail, *auth_ok, *rejected, *forwarded, *cross_edge;
+	struct sk_counter *malformed_resp, *reg_ok, *reg_fail;
+	struct sk_histogram *reg_latency;
+};
+
+struct edge {
+	struct sk_daemon *d;
+	uv_loop_t *loop;
+	const struct edge_conf *conf;
+	const char *cluster;
+	const char *member; /* "<node>/edge" */
+	struct edge_tp *tp;
+	struct edge_txl *txl;
+	struct sk_redis *redis;
+	struct sk_bus *bus;
+	struct sk_redis_script *lookup, *authinfo;
+	unsigned algs; /* EDGE_DIGEST_OFFER_* */
+	enum edge_digest_alg alg_order[2];
+	size_t nalg;
+	uint8_t secret[64];
+	size_t secret_len;
+	bool secret_ok;
+	uv_timer_t *secret_timer;
+	/* served domains, refreshed from Redis */
+	char **domains;
+	size_t ndomains;
+	uv_timer_t *dom_timer;
+	bool dom_pending;
+	/* our addresses, for Via/Record-Route and for "is this URI us" */
+	char host[64];
+	uint16_t port[EDGE_PROTO_MAX_];
+	struct edge_metrics m;
+	size_t forks; /* live forking contexts */
+};
+
+/* core_main.c */
+int edge_core_start(struct edge *e);
+void edge_core_drain(struct edge *e);
+bool edge_core_idle(struct edge *e);
+void edge_core_stop(struct edge *e);
+bool edge_core_ready(struct edge *e, const char **why);
+int edge_method_idx(sip_method_t m);
+void edge_count_resp(struct edge *e, int status);
+/* Answer and count (wrapper of edge_stx_reply). */
+int edge_reply(struct edge *e, struct edge_stx *stx, int status, const char *reason,
+	       const char *extra);
+
+/* core_domain.c */
+int edge_domains_start(struct edge *e);
+void edge_domains_stop(struct edge *e);
+bool edge_domain_local(const struct edge *e, const char *host);
+/* host[:port] names this edge (advertised or listening address, a port of ours). */
+bool edge_uri_is_us(const struct edge *e, const url_t *u);
+
+int edge_auth_algs_parse(const char *s, unsigned *algs);
+int edge_auth_algs_order(const char *s, unsigned *algs, enum edge_digest_alg *order, size_t *n);
+
+/* core_auth.c: digest for REGISTER (401) and requests of local subscribers (407).
+ * cb runs once: ok with the authenticated user (borrowed), or !ok when the request
+ * was answered (challenge, 400, 403) or the stx went away. */
+typedef void(edge_auth_cb)(struct edge *e, struct edge_stx *stx, bool ok, const char *user,
+			   void *arg);
+void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *realm,
+	       edge_auth_cb *cb, void *arg);
+int edge_auth_setup(struct edge *e);
+
+/* core_register.c */
+void edge_register(struct edge *e, struct edge_stx *stx);
+
+/* core_proxy.c */
+void edge_proxy_request(struct edge *e, struct edge_stx *stx);
+void edge_proxy_cancel(struct edge *e, struct edge_stx *invite);
+void edge_proxy_stateless(struct edge *e, msg_t *msg, const struct edge_rx *rx);
+
+/* core_route.c: where a request goes next. */
+struct edge_dest {
+	enum edge_proto proto;
+	struct edge_addr addr;
+	uint64_t flow;
+	char tls_name[256]; /* "" = no verification */
+};
+/* Resolves a SIP URI with an IP literal host (A/AAAA names: SK_ENOTSUP for now is
+ * answered 502/503 by the caller). */
+int edge_route_uri(struct edge *e, const url_t *u, struct edge_dest *d);
+/* Adds Record-Route (twice when the transport changes, RFC 5658 §4). */
+int edge_route_record(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto in,
+		      enum edge_proto out);
+/* Removes the Route entries naming us (RFC 3261 §16.4); returns how many. */
+int edge_route_pop_self(struct edge *e, msg_t *msg, sip_t *sip);
+
+#endif

@@ -1,0 +1,114 @@
+/* core_domain: the domains this cluster serves (a Redis set written by `skeinctl domain
+ * add`), cached in memory and refreshed every second, and "is this URI us". */
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "skein/sk_mem.h"
+#include "skein/sk_redis.h"
+#include "core.h"
+#include "regdata.h"
+
+SK_LOG_MODULE("edge");
+
+#define DOMAIN_REFRESH_MS 1000
+
+static void domains_free(char **d, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(d[i]);
+	free(d);
+}
+
+static void on_members(int err, struct redisReply *r, void *arg)
+{
+	struct edge *e = arg;
+	char **d;
+	size_t n = 0;
+
+	e->dom_pending = false;
+	if (err || !r || r->type != REDIS_REPLY_ARRAY)
+		return; /* keep the last known list while Redis is away */
+	d = calloc(r->elements + 1, sizeof(*d));
+	if (!d)
+		return;
+	for (size_t i = 0; i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_STRING &&
+		    (d[n] = strndup(r->element[i]->str, r->element[i]->len)))
+			n++;
+	if (n != e->ndomains)
+		SK_INFO("serving %zu domain(s)", n);
+	domains_free(e->domains, e->ndomains);
+	e->domains = d;
+	e->ndomains = n;
+}
+
+static void refresh(uv_timer_t *t)
+{
+	struct edge *e = t->data;
+	char key[256];
+
+	if (e->dom_pending || !sk_redis_ready(e->redis))
+		return;
+	if (regdata_key_domains(key, sizeof(key), e->cluster))
+		return;
+	if (sk_redis_cmdf(e->redis, on_members, e, "SMEMBERS %s", key) == 0)
+		e->dom_pending = true;
+}
+
+int edge_domains_start(struct edge *e)
+{
+	e->dom_timer = calloc(1, sizeof(*e->dom_timer));
+	if (!e->dom_timer)
+		return SK_ENOMEM;
+	uv_timer_init(e->loop, e->dom_timer);
+	e->dom_timer->data = e;
+	uv_timer_start(e->dom_timer, refresh, 0, DOMAIN_REFRESH_MS);
+	return 0;
+}
+
+static void timer_free(uv_handle_t *h)
+{
+	free(h);
+}
+
+void edge_domains_stop(struct edge *e)
+{
+	if (e->dom_timer) {
+		uv_close((uv_handle_t *)e->dom_timer, timer_free);
+		e->dom_timer = NULL;
+	}
+	domains_free(e->domains, e->ndomains);
+	e->domains = NULL;
+	e->ndomains = 0;
+}
+
+bool edge_domain_local(const struct edge *e, const char *host)
+{
+	if (!host)
+		return false;
+	for (size_t i = 0; i < e->ndomains; i++)
+		if (!strcasecmp(e->domains[i], host))
+			return true;
+	return false;
+}
+
+bool edge_uri_is_us(const struct edge *e, const url_t *u)
+{
+	unsigned port;
+	bool tls = u->url_type == url_sips;
+	char tp[8];
+
+	if (!u->url_host || strcasecmp(u->url_host, e->host))
+		return false;
+	if (u->url_params && url_param(u->url_params, "transport", tp, sizeof(tp)) &&
+	    !strcasecmp(tp, "tls"))
+		tls = true;
+	port = u->url_port && *u->url_port ? (unsigned)atoi(u->url_port) : (tls ? 5061 : 5060);
+	for (int p = 0; p < EDGE_PROTO_MAX_; p++)
+		if (e->port[p] && e->port[p] == port)
+			return true;
+	return false;
+}

@@ -1,0 +1,597 @@
+/* core_proxy: the transaction-stateful proxy (RFC 3261 §16): deciding the targets of
+ * a request (loose routing, local AORs through their bindings in Redis, other domains
+ * for authenticated local callers), parallel forking by q-value groups (§16.6,
+ * RFC 3261 §16.7 for choosing the best final response), CANCEL (§16.10) and the
+ * stateless path for ACKs to 2xx and stray responses (§16.11). */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sofia-sip/sip_header.h>
+#include "skein/sk_buf.h"
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "skein/sk_mem.h"
+#include "skein/sk_redis.h"
+#include "core.h"
+#include "sipmsg.h"
+#include "regdata.h"
+
+SK_LOG_MODULE("proxy");
+
+#define MAX_BRANCHES 16
+
+struct fork;
+
+struct branch {
+	struct fork *f;
+	struct edge_ctx *ctx;
+	bool done;
+};
+
+struct fork {
+	struct edge *e;
+	struct edge_stx *stx;
+	enum edge_proto in;
+	bool invite, final_sent, canceled, record_route, authed;
+	char aor[REGDATA_AOR_MAX];
+	struct regdata_bindings bs; /* targets from Redis, by q (highest first) */
+	size_t next;                /* first binding not tried yet */
+	struct branch br[MAX_BRANCHES];
+	size_t nbr, pending;
+	int best;     /* best final so far (§16.7 item 6), 0 none */
+	msg_t *best_msg; /* its response, or NULL when synthesized (408, 503) */
+};
+
+static void fork_destroy(void *p)
+{
+	struct fork *f = p;
+
+	for (size_t i = 0; i < f->nbr; i++)
+		if (f->br[i].ctx) {
+			edge_ctx_release(f->br[i].ctx);
+			f->br[i].ctx = sk_deref(f->br[i].ctx);
+		}
+	regdata_bindings_free(&f->bs);
+	if (f->best_msg)
+		msg_destroy(f->best_msg);
+	if (f->stx) {
+		if (edge_stx_tu(f->stx) == f)
+			edge_stx_set_tu(f->stx, NULL);
+		sk_deref(f->stx);
+	}
+	f->e->forks--;
+}
+
+static struct fork *fork_alloc(struct edge *e, struct edge_stx *stx)
+{
+	struct fork *f = sk_zalloc(sizeof(*f), fork_destroy);
+	sip_t *sip = sip_object(edge_stx_msg(stx));
+
+	if (!f)
+		return NULL;
+	e->forks++;
+	f->e = e;
+	f->stx = sk_ref(stx);
+	f->in = edge_stx_rx(stx)->proto;
+	f->invite = sip->sip_request->rq_method == sip_method_invite;
+	edge_stx_set_tu(stx, f);
+	return f;
+}
+
+/* The fork is finished: every branch goes its own way (ACKs, CANCELs) without us. */
+static void fork_end(struct fork *f)
+{
+	if (edge_stx_tu(f->stx) == f)
+		edge_stx_set_tu(f->stx, NULL);
+	sk_deref(f);
+}
+
+static void send_final(struct fork *f, int status, const char *reason)
+{
+	if (!f->final_sent)
+		edge_reply(f->e, f->stx, status, reason, NULL);
+	f->final_sent = true;
+}
+
+static int forward_resp(struct fork *f, int status, msg_t *resp)
+{
+	struct sk_buf b;
+	int err;
+
+	sk_buf_init(&b);
+	err = edge_msg_print(resp, &b);
+	if (!err)
+		err = edge_stx_send(f->stx, status, b.data, b.len);
+	if (!err)
+		edge_count_resp(f->e, status);
+	sk_buf_release(&b);
+	return err;
+}
+
+/* §16.7 item 6: 6xx beats everything; otherwise the lowest class; a response we
+ * made ourselves (timeout, transport failure) only when nothing real came. */
+static int rank(int status, bool synthesized)
+{
+	if (synthesized)
+		return 10;
+	if (status >= 600)
+		return 0;
+	return status / 100;
+}
+
+static void cancel_pending(struct fork *f)
+{
+	for (size_t i = 0; i < f->nbr; i++)
+		if (!f->br[i].done && f->br[i].ctx)
+			edge_ctx_cancel(f->br[i].ctx);
+}
+
+static int start_group(struct fork *f);
+
+static void branch_done(struct fork *f)
+{
+	if (f->pending)
+		return;
+	if (!f->final_sent && !f->canceled && f->best < 600 && f->next < f->bs.n &&
+	    start_group(f) > 0)
+		return;
+	if (!f->final_sent) {
+		if (f->best_msg && f->best != 503) {
+			forward_resp(f, f->best, f->best_msg);
+		} else if (f->best == 503 && f->best_msg) {
+			/* §16.7 item 6: a 503 from downstream becomes 500 here. */
+			send_final(f, 500, "Server Internal Error (downstream unavailable)");
+		} else if (f->best == 408) {
+			send_final(f, 408, NULL);
+		} else {
+			send_final(f, 480, "Temporarily Unavailable (no reachable contact)");
+		}
+		f->final_sent = true;
+	}
+	fork_end(f);
+}
+
+static void on_branch(struct edge_ctx *ctx, int status, msg_t *resp, int err, void *arg)
+{
+	struct branch *br = arg;
+	struct fork *f = br->f;
+
+	(void)ctx;
+	if (br->done) {
+		/* A further 2xx of an INVITE (RFC 6026 Accepted): pass it on. */
+		if (status >= 200 && status < 300 && resp && f->final_sent)
+			forward_resp(f, status, resp);
+		return;
+	}
+	if (status < 200) {
+		if (status > 100 && !f->final_sent)
+			forward_resp(f, status, resp); /* §16.7 item 5; 100 stays here */
+		return;
+	}
+	br->done = true;
+	f->pending--;
+	if (status < 300) {
+		if (resp)
+			forward_resp(f, status, resp);
+		f->final_sent = true;
+		cancel_pending(f); /* §16.7 item 10 */
+	} else if (!f->final_sent) {
+		if (!resp && err)
+			SK_INFO("branch failed: %s", sk_strerror(err));
+		if (!f->best || rank(status, !resp) < rank(f->best, !f->best_msg)) {
+			if (f->best_msg)
+				msg_destroy(f->best_msg);
+			f->best = status;
+			f->best_msg = resp ? msg_dup(resp) : NULL;
+		}
+		if (status >= 600)
+			cancel_pending(f);
+	}
+	branch_done(f);
+}
+
+/* One copy of the request to one target (§16.6). ruri NULL keeps the Request-URI. */
+static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__Binding *b,
+			const struct edge_dest *d)
+{
+	struct edge *e = f->e;
+	msg_t *m;
+	sip_t *sip;
+	su_home_t *home;
+	struct branch *br;
+	int err;
+
+	if (f->nbr == MAX_BRANCHES)
+		return SK_ERANGE;
+	m = msg_dup(edge_stx_msg(f->stx));
+	if (!m)
+		return SK_ENOMEM;
+	sip = sip_object(m);
+	home = msg_home(m);
+	edge_route_pop_self(e, m, sip);
+	if (ruri) {
+		sip_request_t *rq = sip_request_create(home, sip->sip_request->rq_method,
+						       sip->sip_request->rq_method_name,
+						       (url_string_t *)ruri, NULL);
+
+		if (!rq || msg_header_replace(m, (msg_pub_t *)sip,
+					      (msg_header_t *)sip->sip_request,
+					      (msg_header_t *)rq)) {
+			msg_destroy(m);
+			return SK_ENOMEM;
+		}
+	}
+	/* §16.6 item 3 */
+	if (sip->sip_max_forwards) {
+		sip->sip_max_forwards->mf_count--;
+		msg_fragment_clear(sip->sip_max_forwards->mf_common);
+	} else {
+		msg_header_add_str(m, (msg_pub_t *)sip, "Max-Forwards: 70");
+	}
+	/* RFC 3327 §5.4: the Path of the binding becomes the route set. */
+	for (size_t i = b ? b->n_path : 0; i > 0; i--) {
+		sip_route_t *r = sip_route_make(home, b->path[i - 1]);
+
+		if (r)
+			msg_header_prepend(m, (msg_pub_t *)sip, (msg_header_t **)&sip->sip_route,
+					   (msg_header_t *)r);
+	}
+	if (f->record_route)
+		edge_route_record(e, m, sip, f->in, d->proto);
+	/* Our credentials were used up here (§22.3). */
+	if (f->authed && sip->sip_proxy_authorization)
+		msg_header_remove_all(m, (msg_pub_t *)sip,
+				      (msg_header_t *)sip->sip_proxy_authorization);
+	br = &f->br[f->nbr];
+	br->f = f;
+	br->done = false;
+	err = edge_ctx_start(e->txl, &br->ctx, m, d->proto, &d->addr, d->flow,
+			     d->tls_name[0] ? d->tls_name : NULL, on_branch, br);
+	if (err)
+		return err;
+	sk_ref(br->ctx);
+	f->nbr++;
+	f->pending++;
+	sk_counter_inc(e->m.forwarded);
+	return 0;
+}
+
+/* Where a binding is reached: down its flow when this edge holds it, else at the
+ * NAT source address it registered from, else at its contact. */
+static int binding_dest(struct edge *e, const Skein__Sip__V1__Binding *b, struct edge_dest *d)
+{
+	url_t u[1];
+	char buf[512];
+	int err;
+
+	if (b->flow[0] && !strcmp(b->edge, e->member)) {
+		enum edge_proto p;
+		struct edge_addr a;
+		uint64_t flow = strtoull(b->flow, NULL, 10);
+
+		if (edge_tp_flow_info(e->tp, flow, &p, &a)) {
+			memset(d, 0, sizeof(*d));
+			d->proto = p;
+			d->addr = a;
+			d->flow = flow;
+			return 0;
+		}
+	}
+	if (strcmp(b->edge, e->member))
+		sk_counter_inc(e->m.cross_edge);
+	snprintf(buf, sizeof(buf), "%s", b->received[0] ? b->received : b->contact);
+	if (url_d(u, buf) < 0)
+		return SK_EINVAL;
+	err = edge_route_uri(e, u, d);
+	if (!err && b->received[0] && b->transport[0])
+		edge_proto_parse(b->transport, &d->proto);
+	return err;
+}
+
+/* Starts the next group of bindings of equal q (§16.6: parallel within a q value,
+ * groups in decreasing q). Returns the number of branches started. */
+static int start_group(struct fork *f)
+{
+	int started = 0;
+
+	while (f->next < f->bs.n) {
+		const Skein__Sip__V1__Binding *b = f->bs.b[f->next];
+		struct edge_dest d;
+
+		if (started && b->q_milli != f->bs.b[f->next - 1]->q_milli)
+			break;
+		f->next++;
+		if (binding_dest(f->e, b, &d) || branch_start(f, b->contact, b, &d)) {
+			SK_INFO("%s: binding %s not reachable", f->aor, b->contact);
+			continue;
+		}
+		started++;
+	}
+	return started;
+}
+
+static void on_exists(int err, struct redisReply *r, void *arg)
+{
+	struct fork *f = arg;
+
+	if (!err && r && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+		send_final(f, 404, "Not Found");
+	else
+		send_final(f, 480, "Temporarily Unavailable");
+	fork_end(f);
+}
+
+static void on_lookup(int err, struct redisReply *r, void *arg)
+{
+	struct fork *f = arg;
+	struct edge *e = f->e;
+	char key[512];
+
+	if (err || regdata_bindings_from_reply(&f->bs, r, NULL)) {
+		SK_WARN("lookup %s: %s", f->aor, err ? sk_strerror(err) : "bad reply");
+		send_final(f, 500, "Server Internal Error (location unavailable)");
+		fork_end(f);
+		return;
+	}
+	if (f->canceled) {
+		fork_end(f);
+		return;
+	}
+	if (f->bs.n == 0) {
+		/* Unknown user 404, known without binding 480 (§16.5 / 10.3). */
+		if (regdata_key_cred(key, sizeof(key), e->cluster, f->aor) ||
+		    sk_redis_cmdf(e->redis, on_exists, f, "EXISTS %s", key)) {
+			send_final(f, 480, "Temporarily Unavailable");
+			fork_end(f);
+		}
+		return;
+	}
+	if (start_group(f) == 0) {
+		send_final(f, 480, "Temporarily Unavailable (no reachable contact)");
+		fork_end(f);
+	}
+}
+
+static void lookup(struct fork *f, const char *user, const char *domain)
+{
+	struct edge *e = f->e;
+	char tmp[REGDATA_AOR_MAX + 8], k1[512], k2[512];
+	const char *why, *argv[2] = {k1, k2};
+
+	snprintf(tmp, sizeof(tmp), "%s@%s", user ? user : "", domain);
+	if (!user || regdata_aor_norm(f->aor, sizeof(f->aor), tmp, &why)) {
+		send_final(f, 404, "Not Found");
+		fork_end(f);
+		return;
+	}
+	if (regdata_key_reg(k1, sizeof(k1), e->cluster, f->aor) ||
+	    regdata_key_exp(k2, sizeof(k2), e->cluster, f->aor) ||
+	    sk_redis_eval(e->lookup, on_lookup, f, 2, 2, argv, NULL)) {
+		send_final(f, 500, "Server Internal Error (location unavailable)");
+		fork_end(f);
+	}
+}
+
+/* Forward to one URI target (loose routing, in-dialog, other domains). */
+static void to_uri(struct fork *f, const url_t *target)
+{
+	struct edge_dest d;
+	int err = edge_route_uri(f->e, target, &d);
+
+	if (err == SK_ENOTSUP) {
+		send_final(f, 503, "Service Unavailable (cannot resolve target)");
+	} else if (err) {
+		send_final(f, 416, "Unsupported URI Scheme");
+	} else if ((err = branch_start(f, NULL, NULL, &d))) {
+		SK_INFO("forward failed: %s", sk_strerror(err));
+		send_final(f, 503, "Service Unavailable");
+	} else {
+		return;
+	}
+	fork_end(f);
+}
+
+static bool dialog_creating(sip_method_t m)
+{
+	return m == sip_method_invite || m == sip_method_subscribe || m == sip_method_refer;
+}
+
+/* §16.2 / §17.2.1: the INVITE is accepted for routing; the lookup and the branches
+ * may take longer than 200 ms. */
+static void trying(struct fork *f)
+{
+	if (f->invite && !f->final_sent && !edge_stx_status(f->stx))
+		edge_stx_reply(f->stx, 100, NULL, NULL, NULL, NULL, 0);
+}
+
+static void route_local_or_out(struct fork *f)
+{
+	struct edge *e = f->e;
+	sip_t *sip = sip_object(edge_stx_msg(f->stx));
+	const url_t *ru = sip->sip_request->rq_url;
+
+	if (edge_domain_local(e, ru->url_host)) {
+		trying(f);
+		lookup(f, ru->url_user, ru->url_host);
+		return;
+	}
+	/* Another domain: only for our authenticated subscribers (no open relay). */
+	if (!f->authed) {
+		send_final(f, 403, "Forbidden (relaying denied)");
+		fork_end(f);
+		return;
+	}
+	trying(f);
+	to_uri(f, ru);
+}
+
+static void on_auth(struct edge *e, struct edge_stx *stx, bool ok, const char *user, void *arg)
+{
+	struct fork *f = arg;
+	sip_t *sip = sip_object(edge_stx_msg(stx));
+
+	(void)e;
+	if (!ok || f->canceled) {
+		f->final_sent = true; /* answered by auth (or canceled) */
+		fork_end(f);
+		return;
+	}
+	/* The From user is the one who authenticated (no spoofing of local callers). */
+	if (!sip->sip_from->a_url->url_user || strcmp(sip->sip_from->a_url->url_user, user)) {
+		send_final(f, 403, "Forbidden (From does not match the authenticated user)");
+		fork_end(f);
+		return;
+	}
+	f->authed = true;
+	route_local_or_out(f);
+}
+
+void edge_proxy_request(struct edge *e, struct edge_stx *stx)
+{
+	msg_t *msg = edge_stx_msg(stx);
+	sip_t *sip = sip_object(msg);
+	const sip_route_t *r = sip->sip_route;
+	struct fork *f = fork_alloc(e, stx);
+	bool in_dialog = sip->sip_to && sip->sip_to->a_tag;
+	int ours = 0;
+
+	if (!f) {
+		edge_reply(e, stx, 500, "Server Internal Error", NULL);
+		return;
+	}
+	while (r && ours < 2 && edge_uri_is_us(e, r->r_url)) {
+		r = r->r_next;
+		ours++;
+	}
+	f->record_route = !in_dialog && dialog_creating(sip->sip_request->rq_method);
+	if (r) {
+		/* A route set beyond us (§16.4, §16.6 item 6): follow it. */
+		if (!ours && !in_dialog) {
+			send_final(f, 403, "Forbidden (preloaded route not through us)");
+			fork_end(f);
+			return;
+		}
+		trying(f);
+		to_uri(f, r->r_url);
+		return;
+	}
+	if (in_dialog) {
+		/* In-dialog without a Route naming us is not ours to route (§16.12). */
+		if (!ours) {
+			send_final(f, 404, "Not Found (no route)");
+			fork_end(f);
+			return;
+		}
+		trying(f);
+		to_uri(f, sip->sip_request->rq_url);
+		return;
+	}
+	/* Out of dialog: local callers authenticate (§22.3, 407). */
+	if (edge_domain_local(e, sip->sip_from->a_url->url_host)) {
+		char realm[EDGE_DIGEST_REALM_MAX + 1];
+		const char *why;
+
+		if (regdata_domain_norm(realm, sizeof(realm), sip->sip_from->a_url->url_host,
+					&why)) {
+			send_final(f, 400, "Bad Request (From domain)");
+			fork_end(f);
+			return;
+		}
+		edge_auth(e, stx, true, realm, on_auth, f);
+		return;
+	}
+	route_local_or_out(f);
+}
+
+void edge_proxy_cancel(struct edge *e, struct edge_stx *invite)
+{
+	struct fork *f = edge_stx_tu(invite);
+
+	/* §16.10: cancel every pending branch; the caller gets its 487 now rather than
+	 * after the slowest branch. */
+	if (!f) {
+		if (!edge_stx_status(invite))
+			edge_reply(e, invite, 487, NULL, NULL);
+		return;
+	}
+	f->canceled = true;
+	cancel_pending(f);
+	send_final(f, 487, NULL);
+}
+
+/* ---- stateless forwarding (§16.11): ACK for 2xx and responses with no transaction */
+
+static void stateless_request(struct edge *e, msg_t *m, const struct edge_rx *rx)
+{
+	sip_t *sip = sip_object(m);
+	char via[256], branch[EDGE_BRANCH_SIZE];
+	struct edge_dest d;
+	const url_t *target;
+	struct sk_buf b;
+	sip_via_t *v;
+	bool v6 = strchr(e->host, ':') != NULL;
+
+	(void)rx;
+	if (sip->sip_request->rq_method != sip_method_ack)
+		return;
+	edge_route_pop_self(e, m, sip);
+	target = sip->sip_route ? sip->sip_route->r_url : sip->sip_request->rq_url;
+	if (edge_domain_local(e, target->url_host) || edge_route_uri(e, target, &d))
+		return; /* an ACK for a 2xx goes to a contact; nothing else to do */
+	if (sip->sip_max_forwards) {
+		if (sip->sip_max_forwards->mf_count == 0)
+			return;
+		sip->sip_max_forwards->mf_count--;
+		msg_fragment_clear(sip->sip_max_forwards->mf_common);
+	}
+	/* A fresh branch per hop is fine for an ACK to a 2xx: it is its own transaction
+	 * (§17.1.1.3) and nothing downstream matches it to ours. */
+	edge_branch_new(branch);
+	snprintf(via, sizeof(via), "SIP/2.0/%s %s%s%s:%u;branch=%s", edge_proto_via(d.proto),
+		 v6 ? "[" : "", e->host, v6 ? "]" : "", e->port[d.proto], branch);
+	v = sip_via_make(msg_home(m), via);
+	if (!v || msg_header_prepend(m, (msg_pub_t *)sip, (msg_header_t **)&sip->sip_via,
+				     (msg_header_t *)v))
+		return;
+	sk_buf_init(&b);
+	if (!edge_msg_print(m, &b))
+		edge_tp_send(e->tp, d.proto, &d.addr, 0, NULL, b.data, b.len, 0);
+	sk_buf_release(&b);
+}
+
+static void stateless_response(struct edge *e, msg_t *m)
+{
+	sip_t *sip = sip_object(m);
+	sip_via_t *v = sip->sip_via;
+	struct edge_dest d;
+	struct sk_buf b;
+	char uri[300];
+	url_t u[1];
+
+	/* Ours on top (§16.11 / §18.2.2 for the next hop); otherwise not for us. */
+	if (!v || !v->v_next || !v->v_host || strcasecmp(v->v_host, e->host))
+		return;
+	msg_header_remove(m, (msg_pub_t *)sip, (msg_header_t *)v);
+	v = sip->sip_via;
+	snprintf(uri, sizeof(uri), "sip:%s:%s;transport=%s",
+		 v->v_received ? v->v_received : v->v_host,
+		 v->v_rport && *v->v_rport ? v->v_rport : (v->v_port ? v->v_port : "5060"),
+		 v->v_protocol ? strrchr(v->v_protocol, '/') + 1 : "udp");
+	if (url_d(u, uri) < 0 || edge_route_uri(e, u, &d))
+		return;
+	sk_buf_init(&b);
+	if (!edge_msg_print(m, &b))
+		edge_tp_send(e->tp, d.proto, &d.addr, 0, NULL, b.data, b.len, 0);
+	sk_buf_release(&b);
+}
+
+void edge_proxy_stateless(struct edge *e, msg_t *msg, const struct edge_rx *rx)
+{
+	if (sip_object(msg)->sip_request)
+		stateless_request(e, msg, rx);
+	else
+		stateless_response(e, msg);
+	msg_destroy(msg);
+}

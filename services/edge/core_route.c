@@ -1,0 +1,108 @@
+/* core_route: where a request goes next (RFC 3261 §16.5-16.6, RFC 3263 for literal
+ * addresses), Record-Route (§16.6 item 4; doubled when the transport changes, RFC 5658)
+ * and removing our own Route entries (§16.4, loose routing). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sofia-sip/sip_header.h>
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "core.h"
+
+SK_LOG_MODULE("route");
+
+int edge_route_uri(struct edge *e, const url_t *u, struct edge_dest *d)
+{
+	char host[64], param[16];
+	unsigned port;
+	const char *h;
+	size_t hl;
+	bool sips = u->url_type == url_sips;
+
+	(void)e;
+	memset(d, 0, sizeof(*d));
+	if ((u->url_type != url_sip && !sips) || !u->url_host)
+		return SK_EINVAL;
+	d->proto = sips ? EDGE_PROTO_TLS : EDGE_PROTO_UDP;
+	/* maddr overrides the host (§19.1.1); transport= picks the protocol (§18.1.1). */
+	if (u->url_params && url_param(u->url_params, "transport", param, sizeof(param))) {
+		if (edge_proto_parse(param, &d->proto))
+			return SK_ENOTSUP;
+		if (sips && d->proto != EDGE_PROTO_TLS)
+			d->proto = EDGE_PROTO_TLS;
+	}
+	if (u->url_params && url_param(u->url_params, "maddr", host, sizeof(host)))
+		h = host;
+	else
+		h = u->url_host;
+	hl = strlen(h);
+	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+		memmove(host, h + 1, hl - 2);
+		host[hl - 2] = 0;
+		h = host;
+	} else if (h != host) {
+		if (hl >= sizeof(host))
+			return SK_EINVAL;
+		memcpy(host, h, hl + 1);
+		h = host;
+	}
+	port = u->url_port && *u->url_port ? (unsigned)atoi(u->url_port)
+					    : (d->proto == EDGE_PROTO_TLS ? 5061 : 5060);
+	if (port == 0 || port > 65535)
+		return SK_EINVAL;
+	memset(&d->addr, 0, sizeof(d->addr));
+	if (inet_pton(AF_INET, h, &d->addr.u.in.sin_addr) == 1) {
+		d->addr.u.in.sin_family = AF_INET;
+		d->addr.u.in.sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, h, &d->addr.u.in6.sin6_addr) == 1) {
+		d->addr.u.in6.sin6_family = AF_INET6;
+		d->addr.u.in6.sin6_port = htons((uint16_t)port);
+	} else {
+		return SK_ENOTSUP; /* a name: RFC 3263 resolution */
+	}
+	return 0;
+}
+
+static int add_rr(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto p)
+{
+	char buf[160];
+	sip_record_route_t *rr;
+	bool v6 = strchr(e->host, ':') != NULL;
+
+	snprintf(buf, sizeof(buf), "<sip:%s%s%s:%u;transport=%s;lr>", v6 ? "[" : "", e->host,
+		 v6 ? "]" : "", e->port[p], edge_proto_name(p));
+	rr = sip_record_route_make(msg_home(msg), buf);
+	if (!rr)
+		return SK_ENOMEM;
+	return msg_header_prepend(msg, (msg_pub_t *)sip, (msg_header_t **)&sip->sip_record_route,
+				  (msg_header_t *)rr)
+		       ? SK_ENOMEM
+		       : 0;
+}
+
+int edge_route_record(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto in,
+		      enum edge_proto out)
+{
+	int err = 0;
+
+	/* Inserted at the top: the entry the callee sees first must be reachable by the
+	 * callee (out), the one nearest the caller by the caller (in). */
+	if (in != out)
+		err = add_rr(e, msg, sip, in);
+	if (!err)
+		err = add_rr(e, msg, sip, out);
+	return err;
+}
+
+int edge_route_pop_self(struct edge *e, msg_t *msg, sip_t *sip)
+{
+	int n = 0;
+
+	while (sip->sip_route && n < 2 && edge_uri_is_us(e, sip->sip_route->r_url)) {
+		msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
+		n++;
+	}
+	return n;
+}

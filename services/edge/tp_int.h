@@ -1,0 +1,136 @@
+/* tp_int: what the transport's files (tp_*.c) share — the transport and flow objects,
+ * the flow table and the helpers each file offers the others. Not for outside use. */
+#ifndef SKEIN_EDGE_TP_INT_H
+#define SKEIN_EDGE_TP_INT_H
+#include <openssl/ssl.h>
+#include "transport.h"
+
+enum {
+	TP_RXBUF = 65536,	 /* UDP datagrams and TLS ciphertext reads */
+	TP_STREAM_MIN = 8192,	 /* first size of a flow's receive buffer */
+	TP_STREAM_SLACK = 1024,	 /* receive buffer cap: max_msg_size + this */
+	TP_WQ_MAX = 1024 * 1024, /* bytes queued per flow before it is closed */
+	TP_UDP_MAX = 65507,	 /* largest UDP payload over IPv4 */
+};
+
+struct sk_counter;
+struct sk_gauge;
+
+struct edge_tp {
+	uv_loop_t *loop;
+	struct edge_tp_opts o;		/* strings not kept: see tp_core.c */
+	uv_udp_t *udp;			/* each handle is allocated apart, holds a */
+	uv_tcp_t *lsn[EDGE_PROTO_MAX_]; /* reference on tp, freed in its close cb */
+	uv_tcp_t *spare;		/* to refuse a connection when out of memory */
+	struct edge_addr laddr[EDGE_PROTO_MAX_];
+	bool has[EDGE_PROTO_MAX_];
+	SSL_CTX *srv_ctx, *cli_ctx;
+	char *tls_ca;			   /* copied from the options */
+	struct tp_flow **by_id, **by_addr; /* flow table: two chained hashes */
+	size_t nbuckets, nflows;
+	struct edge_tp_stats st;
+	struct {
+		struct sk_counter *rx[EDGE_PROTO_MAX_], *tx[EDGE_PROTO_MAX_];
+		struct sk_counter *refused, *tls_fail, *keepalives, *dropped;
+		struct sk_gauge *conns;
+	} m;
+	bool closing;
+	char rxbuf[TP_RXBUF]; /* shared: filled and consumed within one read callback */
+};
+
+enum flow_state {
+	F_CONNECTING, /* outbound TCP connect in progress */
+	F_HANDSHAKE,  /* TLS handshake in progress */
+	F_UP,
+	F_CLOSED, /* out of the table, handles closing */
+};
+
+/* A send that waits for the connection (or the handshake): a copy of the bytes. */
+struct tp_pend {
+	struct tp_pend *next;
+	uint64_t cookie;
+	size_t len;
+	char data[];
+};
+
+/* References on a flow: the table's (until flow_close), one per handle (until its
+ * close callback), one per write or connect request in flight. */
+struct tp_flow {
+	struct tp_flow *id_next, *addr_next;
+	struct edge_tp *tp; /* reference */
+	uint64_t id;
+	enum edge_proto proto;
+	enum flow_state state;
+	bool outbound;
+	bool rx_broken; /* framing lost (400/513): input is discarded */
+	bool draining;	/* edge_tp_flow_close: closes once the write queue is empty */
+	int err;	/* why it closed: reported with pending sends */
+	struct edge_addr remote, local;
+	uv_tcp_t *tcp;
+	uv_timer_t *timer; /* connect/handshake timeout, then idle timeout */
+	uv_shutdown_t sreq;
+	uint64_t last_io; /* uv_now() of the last read or write */
+	char *buf;	  /* received plaintext: [0, len) buffered */
+	size_t len, cap;
+	size_t scan, need; /* framing progress of the message at buf[0] (tp_stream.c) */
+	struct tp_pend *pend, **pend_tail;
+	size_t queued; /* bytes pending + in uv write requests */
+	SSL *ssl;
+	BIO *rbio, *wbio;
+	char *tls_name; /* outbound: the name verified (NULL: none) */
+};
+
+/* tp_core.c */
+void tp_count(struct edge_tp *tp, struct sk_counter *c, uint64_t *stat);
+#define TP_COUNT(tp, field, stat) tp_count((tp), (tp)->m.field, &(tp)->st.stat)
+void tp_send_error(struct edge_tp *tp, uint64_t cookie, int err);
+int tp_flow_add(struct edge_tp *tp, struct tp_flow *f);
+void tp_flow_remove(struct edge_tp *tp, struct tp_flow *f);
+struct tp_flow *tp_flow_find(const struct edge_tp *tp, uint64_t id);
+struct tp_flow *tp_flow_by_addr(const struct edge_tp *tp, enum edge_proto p,
+				const struct edge_addr *a, const char *tls_name);
+uint64_t tp_flow_next_id(void);
+/* Named uv error text for logs. */
+const char *tp_strerror(int err);
+
+/* tp_udp.c */
+int tp_udp_open(struct edge_tp *tp, const char *addr);
+int tp_udp_send(struct edge_tp *tp, const struct edge_addr *dst, const void *data, size_t len,
+		uint64_t cookie);
+void tp_udp_close(struct edge_tp *tp);
+
+/* tp_stream.c */
+int tp_stream_listen(struct edge_tp *tp, enum edge_proto p, const char *addr);
+void tp_stream_unlisten(struct edge_tp *tp, enum edge_proto p);
+int tp_stream_send(struct edge_tp *tp, enum edge_proto p, const struct edge_addr *dst,
+		   uint64_t flow, const char *tls_name, const void *data, size_t len,
+		   uint64_t cookie);
+/* Closes the flow's handles; pending sends are reported (err) from the close callback,
+ * then on_flow_closed. Safe to call twice and from inside any callback. */
+void tp_flow_close(struct tp_flow *f, int err);
+/* Stops reading, sends what is queued (TLS: then close_notify) and closes; bounded by
+ * connect_timeout_ms. The flow leaves the table at once. */
+void tp_flow_drain(struct tp_flow *f);
+/* Writes bytes (ciphertext for TLS) now, or queues a copy; 0 or an error. */
+int tp_flow_write(struct tp_flow *f, const void *data, size_t len, uint64_t cookie);
+/* The connection (and handshake) is up: pending sends go out. */
+void tp_flow_up(struct tp_flow *f);
+/* Frames and delivers what is buffered in f->buf. */
+void tp_flow_parse(struct tp_flow *f);
+/* Makes room in f->buf for more bytes; the free space (0 when full). */
+size_t tp_flow_space(struct tp_flow *f);
+
+/* tp_tls.c */
+int tp_tls_init_server(struct edge_tp *tp);
+void tp_tls_free(struct edge_tp *tp);
+/* Starts the handshake of a connected flow (server side when !f->outbound). */
+int tp_tls_start(struct tp_flow *f);
+/* Ciphertext arrived. */
+void tp_tls_input(struct tp_flow *f, const char *data, size_t len);
+/* Encrypts and writes one message. */
+int tp_tls_send(struct tp_flow *f, const void *data, size_t len, uint64_t cookie);
+void tp_tls_flow_free(struct tp_flow *f);
+/* Queues close_notify (RFC 8446 §6.1) on a flow that is up. */
+void tp_tls_shutdown(struct tp_flow *f);
+
+#endif

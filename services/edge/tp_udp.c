@@ -1,0 +1,243 @@
+/* tp_udp: the UDP listener — one datagram, one check, one callback; STUN binding and
+ * CRLF keep-alives (RFC 5626 §4.4.2, §3.5.1); sends with a copy only when the socket
+ * would block. */
+#include <arpa/inet.h>
+#include <string.h>
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "skein/sk_mem.h"
+#include "tp_int.h"
+
+SK_LOG_MODULE("edge.tp");
+
+/* RFC 5389 §6, §15.2 */
+enum {
+	STUN_HDR = 20,
+	STUN_MAGIC = 0x2112A442,
+	STUN_BINDING_REQUEST = 0x0001,
+	STUN_BINDING_SUCCESS = 0x0101,
+	STUN_XOR_MAPPED_ADDRESS = 0x0020,
+};
+
+struct udp_wreq {
+	uv_udp_send_t req;
+	struct edge_tp *tp; /* reference */
+	uint64_t cookie;
+	char data[];
+};
+
+static void handle_close_cb(uv_handle_t *h)
+{
+	void *owner = h->data;
+
+	sk_deref(h);
+	sk_deref(owner);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct edge_tp *tp = h->data;
+
+	(void)suggested;
+	*b = uv_buf_init(tp->rxbuf, sizeof(tp->rxbuf));
+}
+
+static bool is_stun(const unsigned char *b, size_t n)
+{
+	/* RFC 5626 §4.4.2 / RFC 7983 §7: the first two bits of STUN are 0, SIP never
+	 * starts with a byte below 0x20; the magic cookie confirms it. */
+	return n >= STUN_HDR && b[0] < 2 && b[4] == 0x21 && b[5] == 0x12 && b[6] == 0xA4 &&
+	       b[7] == 0x42;
+}
+
+static void put16(unsigned char *p, unsigned v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+/* A Binding success response with XOR-MAPPED-ADDRESS (RFC 5389 §7.3.1, §15.2). */
+static void stun_answer(struct edge_tp *tp, const unsigned char *rq, size_t n,
+			const struct sockaddr *src)
+{
+	unsigned char r[STUN_HDR + 4 + 20], *a = r + STUN_HDR + 4;
+	size_t alen;
+	uv_buf_t b;
+
+	if ((rq[0] << 8 | rq[1]) != STUN_BINDING_REQUEST ||
+	    (size_t)(rq[2] << 8 | rq[3]) != n - STUN_HDR || (n & 3))
+		return;
+	memcpy(r + 4, rq + 4, 16); /* magic cookie + transaction id */
+	put16(r, STUN_BINDING_SUCCESS);
+	a[0] = 0;
+	if (src->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)src;
+		const unsigned char *ip = (const unsigned char *)&in->sin_addr;
+
+		a[1] = 0x01;
+		put16(a + 2, ntohs(in->sin_port) ^ (STUN_MAGIC >> 16));
+		for (int i = 0; i < 4; i++)
+			a[4 + i] = ip[i] ^ r[4 + i];
+		alen = 8;
+	} else {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)src;
+		const unsigned char *ip = (const unsigned char *)&in6->sin6_addr;
+
+		a[1] = 0x02;
+		put16(a + 2, ntohs(in6->sin6_port) ^ (STUN_MAGIC >> 16));
+		for (int i = 0; i < 16; i++)
+			a[4 + i] = ip[i] ^ r[4 + i]; /* cookie, then transaction id */
+		alen = 20;
+	}
+	put16(r + STUN_HDR, STUN_XOR_MAPPED_ADDRESS);
+	put16(r + STUN_HDR + 2, (unsigned)alen);
+	put16(r + 2, (unsigned)(4 + alen));
+	b = uv_buf_init((char *)r, (unsigned)(STUN_HDR + 4 + alen));
+	/* Best effort: a lost answer is a lost keep-alive, the client retries. */
+	(void)uv_udp_try_send(tp->udp, &b, 1, src);
+}
+
+static bool only_crlf(const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != '\r' && b[i] != '\n')
+			return false;
+	return true;
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *src,
+		    unsigned flags)
+{
+	struct edge_tp *tp = h->data;
+	struct edge_rx rx;
+	msg_t *msg = NULL;
+	size_t n;
+	int err;
+
+	if (nread <= 0 || !src) {
+		if (nread < 0)
+			SK_DEBUG("udp receive: %s", uv_strerror((int)nread));
+		return;
+	}
+	n = (size_t)nread;
+	if (flags & UV_UDP_PARTIAL) {
+		TP_COUNT(tp, dropped, rx_dropped);
+		return;
+	}
+	if (is_stun((const unsigned char *)buf->base, n)) {
+		TP_COUNT(tp, keepalives, keepalives);
+		stun_answer(tp, (const unsigned char *)buf->base, n, src);
+		return;
+	}
+	if (only_crlf(buf->base, n)) {
+		TP_COUNT(tp, keepalives, keepalives);
+		return;
+	}
+	rx.proto = EDGE_PROTO_UDP;
+	memset(&rx.src, 0, sizeof(rx.src));
+	memcpy(&rx.src, src,
+	       src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in));
+	rx.local = tp->laddr[EDGE_PROTO_UDP];
+	rx.flow = 0;
+	rx.arrived_ns = uv_hrtime();
+	err = edge_sip_check(buf->base, n, EDGE_UDP, tp->o.max_msg_size, &msg, &rx.verdict);
+	if (err || rx.verdict.drop) {
+		if (err)
+			SK_WARN("udp: check failed: %s", sk_strerror(err));
+		TP_COUNT(tp, dropped, rx_dropped);
+		return;
+	}
+	rx.data = buf->base;
+	rx.len = rx.verdict.consumed;
+	TP_COUNT(tp, rx[EDGE_PROTO_UDP], rx_msgs[EDGE_PROTO_UDP]);
+	tp->o.on_msg(tp, &rx, msg, tp->o.arg);
+}
+
+int tp_udp_open(struct edge_tp *tp, const char *addr)
+{
+	struct edge_addr a;
+	int len = sizeof(a.u.ss), err;
+
+	err = edge_addr_parse(&a, addr);
+	if (err) {
+		SK_ERROR("udp listener \"%s\": not an ip:port address", addr);
+		return err;
+	}
+	tp->udp = sk_zalloc(sizeof(*tp->udp), NULL);
+	if (!tp->udp)
+		return SK_ENOMEM;
+	uv_udp_init(tp->loop, tp->udp);
+	tp->udp->data = sk_ref(tp);
+	err = uv_udp_bind(tp->udp, &a.u.sa, 0);
+	if (!err)
+		err = uv_udp_getsockname(tp->udp, &tp->laddr[EDGE_PROTO_UDP].u.sa, &len);
+	if (!err)
+		err = uv_udp_recv_start(tp->udp, on_alloc, on_recv);
+	if (err) {
+		SK_ERROR("udp listener %s: %s", addr, uv_strerror(err));
+		return err;
+	}
+	tp->has[EDGE_PROTO_UDP] = true;
+	return 0;
+}
+
+void tp_udp_close(struct edge_tp *tp)
+{
+	if (!tp->udp)
+		return;
+	uv_close((uv_handle_t *)tp->udp, handle_close_cb);
+	tp->udp = NULL;
+}
+
+static void wreq_destroy(void *data)
+{
+	sk_deref(((struct udp_wreq *)data)->tp);
+}
+
+static void on_send(uv_udp_send_t *req, int status)
+{
+	struct udp_wreq *w = req->data;
+
+	if (status < 0) {
+		SK_DEBUG("udp send: %s", uv_strerror(status));
+		tp_send_error(w->tp, w->cookie, status);
+	}
+	sk_deref(w);
+}
+
+int tp_udp_send(struct edge_tp *tp, const struct edge_addr *dst, const void *data, size_t len,
+		uint64_t cookie)
+{
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+	struct udp_wreq *w;
+	int err;
+
+	if (!tp->udp)
+		return SK_ENOTCONN;
+	if (len > TP_UDP_MAX)
+		return SK_EMSGSIZE;
+	err = uv_udp_try_send(tp->udp, &b, 1, &dst->u.sa);
+	if (err >= 0) {
+		TP_COUNT(tp, tx[EDGE_PROTO_UDP], tx_msgs[EDGE_PROTO_UDP]);
+		return 0;
+	}
+	if (err != UV_EAGAIN && err != UV_ENOSYS)
+		return err;
+	/* The socket would block (or sends are already queued): copy and queue. */
+	w = sk_zalloc(sizeof(*w) + len, wreq_destroy);
+	if (!w)
+		return SK_ENOMEM;
+	memcpy(w->data, data, len);
+	w->req.data = w;
+	w->tp = sk_ref(tp);
+	w->cookie = cookie;
+	b = uv_buf_init(w->data, (unsigned)len);
+	err = uv_udp_send(&w->req, tp->udp, &b, 1, &dst->u.sa, on_send);
+	if (err) {
+		sk_deref(w);
+		return err;
+	}
+	TP_COUNT(tp, tx[EDGE_PROTO_UDP], tx_msgs[EDGE_PROTO_UDP]);
+	return 0;
+}

@@ -1,0 +1,168 @@
+/* txn_int: what txn.c (layer, tables, timers), txn_server.c and txn_client.c share. */
+#ifndef SKEIN_EDGE_TXN_INT_H
+#define SKEIN_EDGE_TXN_INT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/sip_protos.h>
+#include "sipmsg.h"
+#include "txn.h"
+
+#define TXN_CONTAINER(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+/* ---- hash tables: chained, power-of-two buckets, intrusive nodes ---- */
+
+struct txn_hnode {
+	struct txn_hnode *next;
+	uint64_t hash;
+};
+
+struct txn_htab {
+	struct txn_hnode **b;
+	size_t mask; /* buckets - 1 */
+	size_t n;
+};
+
+int txn_htab_init(struct txn_htab *t, size_t buckets);
+void txn_htab_release(struct txn_htab *t);
+/* Grows (doubles) when the load passes 1; a failed grow only costs speed. */
+void txn_htab_add(struct txn_htab *t, struct txn_hnode *n);
+void txn_htab_del(struct txn_htab *t, struct txn_hnode *n);
+static inline struct txn_hnode *txn_htab_first(const struct txn_htab *t, uint64_t hash)
+{
+	return t->b[hash & t->mask];
+}
+
+/* Seeded FNV-1a: keys come from the network, the seed keeps collisions unguessable. */
+uint64_t txn_hash(uint64_t h, const void *p, size_t n);
+uint64_t txn_hash_lower(uint64_t h, const char *s);
+
+/* ---- timers: one binary min-heap of deadlines driven by one uv_timer_t ---- */
+
+struct txn_timer;
+typedef void(txn_timer_cb)(struct txn_timer *t);
+
+struct txn_timer {
+	uint64_t due; /* uv_now() ms */
+	uint32_t pos; /* heap slot + 1; 0 = not armed */
+	txn_timer_cb *fn;
+};
+
+/* (Re)arms t to fire after ms (0: on the next loop turn, never from inside the call). */
+void txn_timer_start(struct edge_txl *l, struct txn_timer *t, uint64_t ms, txn_timer_cb *fn);
+void txn_timer_stop(struct edge_txl *l, struct txn_timer *t);
+
+/* ---- the layer ---- */
+
+struct edge_txl {
+	uv_loop_t *loop;
+	uv_timer_t *timer; /* allocated apart, freed in its close callback */
+	struct edge_txl_opts o;
+	char *via_host; /* o.via_host copied, or NULL */
+	uint64_t seed;
+	uint64_t next_id;
+	bool closed;
+
+	struct txn_htab stx_tab; /* by branch + sent-by + method */
+	struct txn_htab ctx_tab; /* by branch + CSeq method */
+	struct txn_htab id_tab;	 /* ctx by id (send error cookies) */
+
+	struct txn_timer **heap;
+	size_t heap_n, heap_cap;
+	uint64_t armed_due; /* deadline the uv timer is set for; UINT64_MAX = idle */
+
+	struct edge_txl_stats st;
+	struct {
+		struct sk_histogram *seconds;
+		struct sk_counter *retx, *timeouts;
+	} m;
+};
+
+void txn_count_retx(struct edge_txl *l);
+void txn_count_timeout(struct edge_txl *l);
+
+/* ---- server transactions (txn_server.c) ---- */
+
+enum stx_state {
+	STX_TRYING, /* non-INVITE */
+	STX_PROCEEDING,
+	STX_COMPLETED,
+	STX_CONFIRMED,
+	STX_ACCEPTED, /* RFC 6026 §7.1 */
+	STX_TERMINATED,
+};
+
+struct edge_stx {
+	struct txn_hnode hn;
+	struct edge_txl *l; /* a reference */
+	struct txn_timer retx, wait;
+	uint64_t retx_ms;
+	enum stx_state state;
+	bool invite, cancelled;
+	int status; /* final status sent, 0 before */
+	msg_t *req;
+	struct edge_rx rx; /* data NULL */
+	/* Key (§17.2.3), pointing into req: branch (or the RFC 2543 key), sent-by, and
+	 * the method it matches (INVITE for ACK). */
+	const char *branch, *host, *port;
+	sip_method_t method;
+	const char *method_name;
+	/* Where responses go (§18.2.2, RFC 3581 §4). */
+	struct edge_addr dst;
+	uint64_t flow;
+	char *resp; /* last response sent (malloc'd), for retransmissions */
+	size_t resp_len;
+	uint64_t created_ns;
+	char to_tag[EDGE_TAG_SIZE];
+	void *tu;
+};
+
+/* A request (not a response); takes msg. */
+void txn_server_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg);
+/* Terminates at once, without callbacks (layer close). */
+void txn_stx_terminate(struct edge_stx *stx);
+
+/* ---- client transactions (txn_client.c) ---- */
+
+enum ctx_state {
+	CTX_CALLING, /* INVITE; Trying for non-INVITE */
+	CTX_PROCEEDING,
+	CTX_COMPLETED,
+	CTX_ACCEPTED, /* RFC 6026 §7.2 */
+	CTX_TERMINATED,
+};
+
+struct edge_ctx {
+	struct txn_hnode hn, hid;
+	struct edge_txl *l; /* a reference */
+	struct txn_timer retx, wait, tc;
+	uint64_t retx_ms;
+	uint64_t id;
+	enum ctx_state state;
+	bool invite, prov, final, cancel_wanted, cancel_sent, released;
+	sip_method_t method;
+	const char *method_name; /* for extension methods, in req */
+	char branch[EDGE_BRANCH_SIZE];
+	msg_t *req;	  /* NULL for our own CANCELs */
+	char *data, *ack; /* request and ACK bytes (malloc'd) */
+	size_t len, ack_len;
+	enum edge_proto proto;
+	struct edge_addr dst;
+	uint64_t flow;
+	char *tls_name;
+	edge_ctx_cb *cb;
+	void *arg;
+};
+
+/* A response; takes msg. */
+void txn_client_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg);
+void txn_ctx_terminate(struct edge_ctx *ctx);
+void txn_ctx_send_error(struct edge_ctx *ctx, int err);
+
+/* The named parameter of a Via (sofia leaves v_rport, v_branch unset for the first
+ * element of a comma-separated Via line: read the parameter list instead). */
+const char *txn_via_param(const sip_via_t *v, const char *name);
+
+#endif

@@ -1,0 +1,486 @@
+/* txn_server: server transactions (RFC 3261 §17.2, RFC 6026 §7.1), CANCEL (§9.2), Via fix-up. */
+#include "txn_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/su_alloc.h>
+#include "skein/sk_buf.h"
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "skein/sk_mem.h"
+#include "skein/sk_metrics.h"
+
+SK_LOG_MODULE("txn");
+
+/* A request's key (§17.2.3). */
+struct stx_key {
+	const char *branch, *host, *port;
+	sip_method_t method;
+	const char *method_name;
+	uint64_t hash;
+};
+
+/* §17.2.3 matches on the top Via branch when it has the magic cookie. An RFC 2543
+ * request has none: instead of §17.2.3's Request-URI/tag/Via comparison, it is keyed
+ * by Call-ID, CSeq number, From tag and the top Via's branch (if any). Its ACK and
+ * CANCEL share those, so they still find the INVITE; what differs from §17.2.3 is only
+ * that two 2543 requests with the same values but other Request-URIs collide (a
+ * retransmission then, which is what a 2543 UAC would mean anyway). */
+static int key_of(msg_t *msg, struct stx_key *k, bool ack_as_invite)
+{
+	sip_t *sip = sip_object(msg);
+	const sip_via_t *v = sip->sip_via;
+	const char *br = txn_via_param(v, "branch");
+
+	if (br && strncmp(br, "z9hG4bK", 7) == 0) {
+		k->branch = br;
+	} else {
+		k->branch = su_sprintf(
+		    msg_home(msg), "2543;%s;%u;%s;%s",
+		    sip->sip_call_id ? sip->sip_call_id->i_id : "", sip->sip_cseq->cs_seq,
+		    sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
+		    br ? br : "");
+		if (!k->branch)
+			return SK_ENOMEM;
+	}
+	k->host = v->v_host ? v->v_host : "";
+	k->port = v->v_port ? v->v_port : "";
+	k->method = sip->sip_request->rq_method;
+	k->method_name = sip->sip_request->rq_method_name;
+	if (ack_as_invite && k->method == sip_method_ack) {
+		k->method = sip_method_invite;
+		k->method_name = "INVITE";
+	}
+	return 0;
+}
+
+static uint64_t key_hash(const struct edge_txl *l, struct stx_key *k)
+{
+	uint64_t h = txn_hash(l->seed, k->branch, strlen(k->branch));
+
+	h = txn_hash_lower(h, k->host);
+	h = txn_hash(h, k->port, strlen(k->port));
+	if (k->method == sip_method_unknown)
+		h = txn_hash(h, k->method_name, strlen(k->method_name));
+	else
+		h = txn_hash(h, &k->method, sizeof(k->method));
+	return k->hash = h;
+}
+
+static struct edge_stx *stx_find(struct edge_txl *l, struct stx_key *k)
+{
+	uint64_t h = key_hash(l, k);
+
+	for (struct txn_hnode *n = txn_htab_first(&l->stx_tab, h); n; n = n->next) {
+		struct edge_stx *s = TXN_CONTAINER(n, struct edge_stx, hn);
+
+		if (n->hash == h && s->method == k->method && strcmp(s->branch, k->branch) == 0 &&
+		    strcasecmp(s->host, k->host) == 0 && strcmp(s->port, k->port) == 0 &&
+		    (k->method != sip_method_unknown ||
+		     strcmp(s->method_name, k->method_name) == 0))
+			return s;
+	}
+	return NULL;
+}
+
+/* §18.2.1 and RFC 3581 §4: received= when the sent-by host is not the source address
+ * (and always with rport), rport=<source port> when the client asked with an empty
+ * rport. sofia re-encodes the Via, so the TU and every response see them. */
+static void via_fix(msg_t *msg, const struct edge_rx *rx)
+{
+	sip_via_t *v = sip_object(msg)->sip_via;
+	const char *rport = txn_via_param(v, "rport");
+	const char *host = v->v_host ? v->v_host : "";
+	char ip[64], p[80];
+	size_t hl = strlen(host);
+
+	if (!edge_addr_ip(&rx->src, ip, sizeof(ip)))
+		return;
+	if (hl > 2 && host[0] == '[') { /* an IPv6 reference: compare without brackets */
+		host++;
+		hl -= 2;
+	}
+	if (rport || strlen(ip) != hl || strncasecmp(ip, host, hl) != 0) {
+		snprintf(p, sizeof(p), "received=%s", ip);
+		msg_header_replace_param(msg_home(msg), v->v_common, su_strdup(msg_home(msg), p));
+	}
+	if (rport && !rport[0]) {
+		snprintf(p, sizeof(p), "rport=%u", edge_addr_port(&rx->src));
+		msg_header_replace_param(msg_home(msg), v->v_common, su_strdup(msg_home(msg), p));
+	}
+}
+
+static void addr_set_port(struct edge_addr *a, unsigned port)
+{
+	if (a->u.sa.sa_family == AF_INET6)
+		a->u.in6.sin6_port = htons((uint16_t)port);
+	else
+		a->u.in.sin_port = htons((uint16_t)port);
+}
+
+static unsigned via_port(const sip_via_t *v, enum edge_proto p)
+{
+	long port = v->v_port ? strtol(v->v_port, NULL, 10) : 0;
+
+	if (port > 0 && port < 65536)
+		return (unsigned)port;
+	return p == EDGE_PROTO_TLS ? 5061 : 5060;
+}
+
+static void stx_destroy(void *data)
+{
+	struct edge_stx *stx = data;
+
+	if (stx->req)
+		msg_destroy(stx->req);
+	free(stx->resp);
+	sk_deref(stx->l);
+}
+
+void txn_stx_terminate(struct edge_stx *stx)
+{
+	struct edge_txl *l = stx->l;
+
+	if (stx->state == STX_TERMINATED)
+		return;
+	stx->state = STX_TERMINATED;
+	txn_timer_stop(l, &stx->retx);
+	txn_timer_stop(l, &stx->wait);
+	txn_htab_del(&l->stx_tab, &stx->hn);
+	sk_deref(stx); /* the layer's reference */
+}
+
+/* How long the TU may take for a final response. RFC 3261 sets no bound on the
+ * server side (the TU's own client transactions time out and it answers 408); this
+ * guard only keeps a transaction the TU forgot from living for ever: an INVITE's
+ * outlasts Timer C plus a 64*T1 wait (re-armed with each provisional, as Timer C is),
+ * a non-INVITE's is two Timer F periods. */
+static uint64_t guard_ms(const struct edge_stx *stx)
+{
+	const struct edge_txl *l = stx->l;
+
+	return stx->invite ? l->o.timer_c_ms + 64ull * l->o.t1_ms : 128ull * l->o.t1_ms;
+}
+
+static void timer_guard(struct txn_timer *t)
+{
+	struct edge_stx *stx = TXN_CONTAINER(t, struct edge_stx, wait);
+
+	SK_WARN("no final response from the TU in %llu ms: 500 (%s)",
+		(unsigned long long)guard_ms(stx), stx->branch);
+	txn_count_timeout(stx->l);
+	edge_stx_reply(stx, 500, "Server Internal Error (no answer)", NULL, NULL, NULL, 0);
+}
+
+static struct edge_stx *stx_new(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
+{
+	struct edge_stx *stx = sk_zalloc(sizeof(*stx), stx_destroy);
+	struct stx_key k;
+
+	if (!stx)
+		return NULL;
+	stx->l = sk_ref(l);
+	if (key_of(msg, &k, false)) {
+		sk_deref(stx);
+		return NULL;
+	}
+	stx->req = msg;
+	stx->rx = *rx;
+	stx->rx.data = NULL;
+	stx->rx.len = 0;
+	stx->branch = k.branch;
+	stx->host = k.host;
+	stx->port = k.port;
+	stx->method = k.method;
+	stx->method_name = k.method_name;
+	stx->invite = k.method == sip_method_invite;
+	stx->state = stx->invite ? STX_PROCEEDING : STX_TRYING;
+	stx->created_ns = rx->arrived_ns ? rx->arrived_ns : uv_hrtime();
+	edge_tag_new(stx->to_tag);
+	/* §18.2.2: a stream answers on its connection; UDP with rport to the source
+	 * port (RFC 3581 §4), else to the source IP and the sent-by port. */
+	stx->dst = rx->src;
+	stx->flow = rx->flow;
+	if (rx->proto == EDGE_PROTO_UDP && !l->o.symmetric &&
+	    !txn_via_param(sip_object(msg)->sip_via, "rport"))
+		addr_set_port(&stx->dst, via_port(sip_object(msg)->sip_via, rx->proto));
+	stx->hn.hash = key_hash(l, &k);
+	txn_htab_add(&l->stx_tab, &stx->hn);
+	txn_timer_start(l, &stx->wait, guard_ms(stx), timer_guard);
+	l->st.stx_total++;
+	return stx;
+}
+
+static int stx_xmit(struct edge_stx *stx, const char *data, size_t len)
+{
+	struct edge_txl *l = stx->l;
+	int err = edge_tp_send(l->o.tp, stx->rx.proto, &stx->dst, stx->flow, NULL, data, len, 0);
+
+	if (err == SK_ENOTCONN && stx->flow) {
+		/* §18.2.2: the connection is gone: open one to the source IP and the
+		 * sent-by port. */
+		stx->flow = 0;
+		addr_set_port(&stx->dst, via_port(sip_object(stx->req)->sip_via, stx->rx.proto));
+		err = edge_tp_send(l->o.tp, stx->rx.proto, &stx->dst, 0, NULL, data, len, 0);
+	}
+	if (err)
+		SK_INFO("response to %s not sent: %s", stx->branch, sk_strerror(err));
+	return err;
+}
+
+static void stx_done(struct txn_timer *t)
+{
+	struct edge_stx *stx = TXN_CONTAINER(t, struct edge_stx, wait);
+
+	txn_stx_terminate(stx);
+}
+
+/* Timer G (§17.2.1): the non-2xx final again, doubling up to T2. */
+static void timer_g(struct txn_timer *t)
+{
+	struct edge_stx *stx = TXN_CONTAINER(t, struct edge_stx, retx);
+	struct edge_txl *l = stx->l;
+
+	stx_xmit(stx, stx->resp, stx->resp_len);
+	txn_count_retx(l);
+	stx->retx_ms = stx->retx_ms * 2 < l->o.t2_ms ? stx->retx_ms * 2 : l->o.t2_ms;
+	txn_timer_start(l, &stx->retx, stx->retx_ms, timer_g);
+}
+
+/* Timer H: no ACK came for the final response. */
+static void timer_h(struct txn_timer *t)
+{
+	struct edge_stx *stx = TXN_CONTAINER(t, struct edge_stx, wait);
+	sip_t *sip = sip_object(stx->req);
+
+	SK_NOTICE("no ACK for %d (Call-ID %s)", stx->status,
+		  sip->sip_call_id ? sip->sip_call_id->i_id : "?");
+	txn_count_timeout(stx->l);
+	txn_stx_terminate(stx);
+}
+
+/* Sends a response and moves the state machine. keep: data is a malloc'd buffer the
+ * stx takes (NULL: copied when it must be kept). */
+static int stx_respond(struct edge_stx *stx, int status, const char *data, size_t len, char *keep)
+{
+	struct edge_txl *l = stx->l;
+	bool udp = stx->rx.proto == EDGE_PROTO_UDP;
+	bool store = !(stx->invite && status >= 200 && status < 300);
+	int err;
+
+	if (stx->state == STX_TERMINATED || l->closed)
+		err = SK_ECANCELED;
+	else if (status < 100 || status > 699)
+		err = SK_EINVAL;
+	else if (stx->status &&
+		 !(stx->invite && status < 300 && stx->status < 300 && status >= 200))
+		err = SK_EINVAL; /* §17.2.1: one final (2xx may repeat, RFC 6026 §7.1) */
+	else
+		err = 0;
+	if (err) {
+		free(keep);
+		return err;
+	}
+	if (store && stx->status == 0) {
+		if (!keep) {
+			keep = malloc(len);
+			if (!keep)
+				return SK_ENOMEM;
+			memcpy(keep, data, len);
+		}
+		free(stx->resp);
+		stx->resp = keep;
+		stx->resp_len = len;
+		keep = NULL;
+	}
+	err = stx_xmit(stx, data, len);
+	free(keep);
+	if (status < 200 || stx->status) {
+		if (!stx->invite)
+			stx->state = STX_PROCEEDING;
+		else if (status > 100 && !stx->status)
+			txn_timer_start(l, &stx->wait, guard_ms(stx), timer_guard);
+		return err;
+	}
+	stx->status = status;
+	if (l->m.seconds)
+		sk_histogram_observe(l->m.seconds, (double)(uv_hrtime() - stx->created_ns) / 1e9);
+	if (!stx->invite) {
+		stx->state = STX_COMPLETED; /* Timer J */
+		txn_timer_start(l, &stx->wait, udp ? 64ull * l->o.t1_ms : 0, stx_done);
+	} else if (status < 300) {
+		stx->state = STX_ACCEPTED; /* Timer L, RFC 6026 §7.1 */
+		free(stx->resp);
+		stx->resp = NULL;
+		txn_timer_start(l, &stx->wait, 64ull * l->o.t1_ms, stx_done);
+	} else {
+		stx->state = STX_COMPLETED;
+		if (udp) {
+			stx->retx_ms = l->o.t1_ms;
+			txn_timer_start(l, &stx->retx, stx->retx_ms, timer_g);
+		}
+		txn_timer_start(l, &stx->wait, 64ull * l->o.t1_ms, timer_h);
+	}
+	return err;
+}
+
+/* §9.2: the CANCEL's own transaction answers 200 when the INVITE is known (481
+ * otherwise); the TU hears of it only while the INVITE has no final response. */
+static void cancel_input(struct edge_txl *l, struct edge_stx *cancel)
+{
+	struct stx_key k = {.branch = cancel->branch,
+			    .host = cancel->host,
+			    .port = cancel->port,
+			    .method = sip_method_invite,
+			    .method_name = "INVITE"};
+	struct edge_stx *inv = stx_find(l, &k);
+
+	if (!inv) {
+		edge_stx_reply(cancel, 481, NULL, NULL, NULL, NULL, 0);
+		return;
+	}
+	edge_stx_reply(cancel, 200, NULL, NULL, NULL, NULL, 0);
+	if (inv->status || inv->cancelled || inv->state != STX_PROCEEDING)
+		return;
+	inv->cancelled = true;
+	if (l->o.on_cancel) {
+		sk_ref(inv);
+		l->o.on_cancel(l, inv, l->o.arg);
+		sk_deref(inv);
+	}
+}
+
+/* An ACK (§17.2.1): ends a non-2xx INVITE transaction's wait for it; for a 2xx it is
+ * end to end (RFC 6026 §7.1) and goes to the TU, as does one that matches nothing. */
+static void ack_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
+{
+	struct stx_key k;
+	struct edge_stx *stx = key_of(msg, &k, true) ? NULL : stx_find(l, &k);
+
+	if (stx && (stx->state == STX_COMPLETED || stx->state == STX_CONFIRMED)) {
+		if (stx->state == STX_COMPLETED) {
+			bool udp = stx->rx.proto == EDGE_PROTO_UDP;
+
+			stx->state = STX_CONFIRMED; /* Timer I */
+			txn_timer_stop(l, &stx->retx);
+			txn_timer_start(l, &stx->wait, udp ? l->o.t4_ms : 0, stx_done);
+		} else {
+			l->st.retransmissions_absorbed++;
+		}
+		msg_destroy(msg);
+		return;
+	}
+	if (l->o.on_stateless)
+		l->o.on_stateless(l, msg, rx, l->o.arg);
+	else
+		msg_destroy(msg);
+}
+
+void txn_server_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
+{
+	struct edge_stx *stx;
+	struct stx_key k;
+
+	if (sip_object(msg)->sip_request->rq_method == sip_method_ack) {
+		ack_input(l, rx, msg);
+		return;
+	}
+	if (key_of(msg, &k, false)) {
+		msg_destroy(msg);
+		return;
+	}
+	stx = stx_find(l, &k);
+	if (stx) {
+		/* A retransmission (§17.2.1, §17.2.2): the last response again, none
+		 * while Trying, in Confirmed or in Accepted (RFC 6026 §7.1). */
+		l->st.retransmissions_absorbed++;
+		if (stx->resp && (stx->state == STX_PROCEEDING || stx->state == STX_COMPLETED)) {
+			stx_xmit(stx, stx->resp, stx->resp_len);
+			txn_count_retx(l);
+		}
+		msg_destroy(msg);
+		return;
+	}
+	via_fix(msg, rx);
+	stx = stx_new(l, rx, msg);
+	if (!stx) {
+		SK_WARN("out of memory: request dropped");
+		msg_destroy(msg);
+		return;
+	}
+	sk_ref(stx);
+	if (stx->method == sip_method_cancel) {
+		cancel_input(l, stx);
+	} else {
+		/* §17.2.1: at once, unless the TU said it answers within 200 ms itself */
+		if (stx->invite && !l->o.tu_sends_trying)
+			edge_stx_reply(stx, 100, NULL, NULL, NULL, NULL, 0);
+		if (l->o.on_request && !l->closed)
+			l->o.on_request(l, stx, &stx->rx, l->o.arg);
+	}
+	sk_deref(stx);
+}
+
+int edge_stx_reply(struct edge_stx *stx, int status, const char *reason, const char *extra_headers,
+		   const char *ctype, const void *body, size_t body_len)
+{
+	struct sk_buf b;
+	int err;
+
+	if (!stx)
+		return SK_EINVAL;
+	sk_buf_init(&b);
+	err = edge_response_build(&b, stx->req, status, reason, stx->to_tag, extra_headers,
+				  stx->l->o.server, ctype, body, body_len);
+	if (err) {
+		sk_buf_release(&b);
+		return err;
+	}
+	return stx_respond(stx, status, b.data, b.len, b.data);
+}
+
+int edge_stx_send(struct edge_stx *stx, int status, const void *data, size_t len)
+{
+	if (!stx || !data || !len)
+		return SK_EINVAL;
+	return stx_respond(stx, status, data, len, NULL);
+}
+
+msg_t *edge_stx_msg(const struct edge_stx *stx)
+{
+	return stx->req;
+}
+
+const struct edge_rx *edge_stx_rx(const struct edge_stx *stx)
+{
+	return &stx->rx;
+}
+
+bool edge_stx_is_invite(const struct edge_stx *stx)
+{
+	return stx->invite;
+}
+
+int edge_stx_status(const struct edge_stx *stx)
+{
+	return stx->status;
+}
+
+void edge_stx_set_tu(struct edge_stx *stx, void *tu)
+{
+	stx->tu = tu;
+}
+
+void *edge_stx_tu(const struct edge_stx *stx)
+{
+	return stx->tu;
+}
+
+const char *edge_stx_to_tag(const struct edge_stx *stx)
+{
+	return stx->to_tag;
+}

@@ -1,0 +1,157 @@
+/* regdata: the subscriber data model in Redis, shared by skein-edge (auth, routing),
+ * skein-registrar (bindings) and skeinctl (provisioning). docs/data-model.md is the
+ * reference for operators; this header is the one place the key names are spelled.
+ *
+ * Every key is "<cluster>:{<owner>}:<what>" (sk_redis_key), so all keys of one owner
+ * sit in one Redis Cluster slot and one Lua script may touch them together:
+ *
+ *   <c>:{domains}:set          SET of served domains (lower-case)
+ *   <c>:{<domain>}:users       SET of user parts provisioned in <domain>
+ *   <c>:{<user@domain>}:cred   HASH ha1_md5, ha1_sha256 (hex), created_ms;
+ *                              never the password
+ *   <c>:{<user@domain>}:reg    HASH binding key -> packed skein.sip.v1.Binding
+ *   <c>:{<user@domain>}:exp    ZSET binding key -> expiry (ms, Redis TIME)
+ *   <c>:{<user@domain>}:meta   HASH binding key -> "<cseq> <registered_ms> <call-id>",
+ *                              what the registration script compares (it never
+ *                              decodes a Binding); written and read only by it
+ *
+ * The binding key is "<instance>|<reg_id>" when the contact has +sip.instance (RFC
+ * 5626 §6: a new flow of one instance and reg-id replaces the old), else the contact
+ * URI. Expired bindings are filtered by every reader against Redis TIME and purged
+ * lazily by the scripts below (no global sweeper); each key also carries a PEXPIRE
+ * at the latest binding expiry, so an AOR nobody touches disappears by itself. */
+#ifndef SKEIN_REGDATA_H
+#define SKEIN_REGDATA_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "skein/sip/v1/registrar.pb-c.h"
+
+#define REGDATA_AOR_MAX 256
+/* Contact values one REGISTER may carry, and the longest contact URI kept. */
+#define REGDATA_REQ_CONTACTS_MAX 32
+#define REGDATA_URI_MAX		 1024
+
+/* Validates and normalises an AOR ("alice@Example.COM" -> "alice@example.com"): a
+ * user part of RFC 3261 unreserved/escaped characters, '@', a host name or IP
+ * literal; no '{', '}', ':' or whitespace. 0, or SK_EINVAL with *why set. */
+int regdata_aor_norm(char *out, size_t size, const char *in, const char **why);
+/* Same for a domain alone. */
+int regdata_domain_norm(char *out, size_t size, const char *in, const char **why);
+
+/* Key builders ("<cluster>:{<owner>}:<what>"), SK_ERANGE when buf is too small. */
+int regdata_key_domains(char *buf, size_t size, const char *cluster);
+int regdata_key_users(char *buf, size_t size, const char *cluster, const char *domain);
+int regdata_key_cred(char *buf, size_t size, const char *cluster, const char *aor);
+int regdata_key_reg(char *buf, size_t size, const char *cluster, const char *aor);
+int regdata_key_exp(char *buf, size_t size, const char *cluster, const char *aor);
+int regdata_key_meta(char *buf, size_t size, const char *cluster, const char *aor);
+
+/* Lua scripts (registered with sk_redis_script_add, or EVAL from tools).
+ *
+ * REGDATA_LUA_LOOKUP: KEYS = reg, exp. Purges expired bindings, returns a flat array
+ *   { packed Binding, seconds left, ... } of the live ones. Readers decode each with
+ *   regdata_binding_decode() (or all at once with regdata_bindings_from_reply()) and
+ *   set expires_in from the seconds. An optional
+ *   KEYS[3] (meta) is purged too; without it the registration script tidies meta.
+ *
+ * REGDATA_LUA_REGISTER: KEYS = reg, exp, meta. One REGISTER, atomically (RFC 3261
+ *   §10.3 steps 6-8, RFC 5626 §6). Called with the arguments regdata_register_prepare()
+ *   builds; its reply is read by regdata_register_result(). The script:
+ *   - takes the time from Redis TIME and first purges expired bindings;
+ *   - for every binding the request touches that is live with the same Call-ID:
+ *     a stored CSeq above the request's fails the whole request (500); an equal one is
+ *     allowed only as a replay (below); a different Call-ID simply replaces it;
+ *   - replay: when every touched binding is live with this Call-ID and CSeq and the
+ *     same packed contents (and every removal names a binding already gone), the
+ *     request was applied before (the edge retried it on another registrar after the
+ *     first one died): it answers 200 with the current bindings and changes nothing;
+ *   - refuses (403) a change that leaves more than max_contacts bindings and more
+ *     than before, so an AOR over a lowered limit can still refresh and remove;
+ *   - stores C's packed Binding with expires_at_ms (field 2) and registered_ms
+ *     (field 14) appended as protobuf varints: protobuf keeps the last value of a
+ *     scalar field, and C leaves both at 0 (not encoded), so the blob stays opaque to
+ *     Lua. registered_ms is kept across refreshes within one Call-ID;
+ *   - sets PEXPIRE on every key of the AOR at the latest expiry + REGDATA_TTL_SLACK_MS
+ *     (DEL when no binding is left).
+ *   Nothing is written when the request fails. */
+extern const char REGDATA_LUA_LOOKUP[];
+extern const char REGDATA_LUA_REGISTER[];
+#define REGDATA_TTL_SLACK_MS 60000
+
+/* A decoded lookup result: bindings sorted by q (highest first), then by most recent
+ * registration. Free with regdata_bindings_free(). */
+struct regdata_bindings {
+	Skein__Sip__V1__Binding **b;
+	size_t n;
+};
+/* Decodes a REGDATA_LUA_LOOKUP reply (a struct redisReply *); SK_EPROTO on a reply of
+ * the wrong shape, SK_ENOMEM. Entries that fail to unpack are skipped and counted in
+ * *skipped (may be NULL). */
+int regdata_bindings_from_reply(struct regdata_bindings *out, const void *reply,
+				size_t *skipped);
+/* The same for the pairs that start at element `first` (the register script's). */
+int regdata_bindings_from_reply_at(struct regdata_bindings *out, const void *reply,
+				   size_t first, size_t *skipped);
+void regdata_bindings_free(struct regdata_bindings *bs);
+/* One packed Binding; NULL when malformed or out of memory. Free with
+ * skein__sip__v1__binding__free_unpacked(b, NULL). */
+Skein__Sip__V1__Binding *regdata_binding_decode(const void *data, size_t len);
+
+/* ---- REGISTER: request -> script arguments -> result (the registrar's store) ---- */
+
+/* Registration policy: the [registrar] config. Seconds. */
+struct regdata_policy {
+	int64_t default_expires; /* no expires parameter and no Expires header */
+	int64_t min_expires;	 /* a non-zero expiry below it: 423 (RFC 3261 §10.3 step 7) */
+	int64_t max_expires;	 /* longer ones are shortened to it */
+	int64_t max_contacts;	 /* bindings per AOR */
+};
+
+/* The outcome of one REGISTER. reason is static text. bindings (for any code) are the
+ * AOR's current bindings, expires_in set; owned by the result. */
+struct regdata_reg_result {
+	uint32_t code; /* SIP status: 200, 400, 403, 423, 500 */
+	const char *reason;
+	uint32_t min_expires; /* with 423 */
+	bool query, replay;
+	uint32_t added, refreshed, removed;
+	struct regdata_bindings bindings;
+};
+
+/* Arguments of one REGDATA_LUA_REGISTER call, for sk_redis_eval (or EVAL with the
+ * script text in front): argv[0..nkeys) are the keys, the rest ARGV. Refcounted:
+ * release with sk_deref; argv points into the object. */
+struct regdata_reg_cmd {
+	int nkeys, argc;
+	const char **argv;
+	size_t *lens;
+};
+
+/* Checks rq against RFC 3261 §10.3 and pol, and builds the script call.
+ * - 0 and *cp set: run it, then regdata_register_result();
+ * - 0 and *cp NULL: answered without Redis, res->code is 400 (malformed AOR, Contact:
+ *   * with other contacts or Expires other than 0, too many or bad contacts) or 423
+ *   (res->min_expires set);
+ * - SK_EINVAL (NULL arguments), SK_ENOMEM, SK_ERANGE (cluster name too long).
+ * res is always initialised (release it with regdata_reg_result_release). */
+int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_result *res,
+			     const char *cluster, const Skein__Sip__V1__RegisterRequest *rq,
+			     const struct regdata_policy *pol);
+/* The expiry a contact gets, in seconds (0: remove), before the min_expires check:
+ * its expires parameter, else the Expires header, else default_expires; capped at
+ * max_expires. */
+int64_t regdata_contact_expires(const Skein__Sip__V1__Contact *c, int64_t hdr_expires,
+				const struct regdata_policy *pol);
+/* "<instance>|<reg_id>" with +sip.instance (RFC 5626 §6), else the URI; SK_ERANGE. */
+int regdata_binding_key(char *buf, size_t size, const char *uri, const char *instance,
+			uint32_t reg_id);
+/* Reads the script's reply (a struct redisReply *) into res; SK_EPROTO on a reply
+ * of the wrong shape (res->code 500), SK_ENOMEM. */
+int regdata_register_result(struct regdata_reg_result *res, const void *reply);
+void regdata_reg_result_release(struct regdata_reg_result *res);
+/* Points rep at res (code, reason, min_expires, bindings): rep borrows from res. */
+void regdata_reg_reply_fill(Skein__Sip__V1__RegisterReply *rep,
+			    const struct regdata_reg_result *res);
+
+#endif

@@ -1,0 +1,155 @@
+"""A Skein cluster for SIP tests: one redis-server, N nodes each running skein-edge and
+skein-registrar on free loopback ports, a provisioned domain and users, and a raw SIP
+client over UDP/TCP for byte-level checks. Built on skeinlib (bounded waits, cleanup
+by PID)."""
+import os
+import re
+import socket
+import time
+
+from skeinlib import Node, Redis, free_port, skeinctl, tmpdir, wait_for
+
+DOMAIN = "skein.test"
+SECRET = "integration-nonce-secret-0123456789"
+
+
+def free_udp_tcp_port():
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        p = free_port()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            u.close()
+    raise RuntimeError("no free port")
+
+
+class Cluster:
+    """n nodes "n1".."nN", each with an edge (UDP+TCP on one port) and a registrar."""
+
+    def __init__(self, n=1, edge_extra=None, users=(("alice", "alicepw"), ("bob", "bobpw"))):
+        self.users = dict(users)
+        self.tmp = tmpdir()
+        self.redis = Redis(self.tmp)
+        self.redis.start()
+        self.nodes = []
+        self.sip = []
+        for i in range(n):
+            port = free_udp_tcp_port()
+            extra = {"listen_udp": f"127.0.0.1:{port}", "listen_tcp": f"127.0.0.1:{port}",
+                     "auth_secret": SECRET, "t1": "100ms", "registrar_deadline": "2s"}
+            extra.update(edge_extra or {})
+            node = Node(self.tmp, self.redis, f"n{i + 1}", roles=("edge", "registrar"),
+                        role_extra={"edge": extra})
+            self.nodes.append(node)
+            self.sip.append(port)
+        for node in self.nodes:
+            node.start("registrar")
+            node.start("edge")
+        self.ctl("domain", "add", DOMAIN)
+        for user, pw in users:
+            self.ctl("user", "add", f"{user}@{DOMAIN}", "--password", pw)
+        # The edges refresh the domain list every second: wait until each serves it.
+        for port in self.sip:
+            wait_for(lambda p=port: options(p, f"sip:{DOMAIN}") == 200, 10,
+                     f"edge on {port} serving {DOMAIN}")
+
+    def addr(self, i):
+        return f"127.0.0.1:{self.sip[i]}"
+
+    def ctl(self, *args):
+        rc, out, err = skeinctl(self.nodes[0].conf, *args)
+        if rc != 0:
+            raise AssertionError(f"skeinctl {' '.join(args)}: exit {rc}: {err}")
+        return out
+
+    def log(self, i, role="edge"):
+        return self.nodes[i].log(role)
+
+
+def options(port, ruri, timeout=1.0):
+    """Status of an OPTIONS to ruri sent to 127.0.0.1:port over UDP, 0 on no answer."""
+    c = RawSip()
+    try:
+        c.send(port, request("OPTIONS", ruri, c.port))
+        r = c.recv_final(timeout)
+        return r.status if r else 0
+    finally:
+        c.close()
+
+
+class Msg:
+    def __init__(self, data):
+        self.raw = data
+        text = data.decode("utf-8", "replace")
+        head = text.split("\r\n\r\n", 1)[0]
+        lines = head.split("\r\n")
+        self.start = lines[0]
+        self.status = int(lines[0].split()[1]) if lines[0].startswith("SIP/2.0 ") else 0
+        self.headers = []
+        for ln in lines[1:]:
+            if ":" in ln:
+                k, v = ln.split(":", 1)
+                self.headers.append((k.strip().lower(), v.strip()))
+
+    def hdr(self, name):
+        return [v for k, v in self.headers if k == name.lower()]
+
+
+class RawSip:
+    """A UDP socket on 127.0.0.1 sending raw bytes and reading responses."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind(("127.0.0.1", 0))
+        self.port = self.s.getsockname()[1]
+
+    def send(self, port, data):
+        self.s.sendto(data if isinstance(data, bytes) else data.encode(), ("127.0.0.1", port))
+
+    def recv(self, timeout):
+        self.s.settimeout(timeout)
+        try:
+            return Msg(self.s.recv(65535))
+        except socket.timeout:
+            return None
+
+    def recv_final(self, timeout):
+        """The first final response within timeout (provisionals skipped)."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            m = self.recv(left)
+            if m is None:
+                return None
+            if m.status >= 200:
+                return m
+
+    def close(self):
+        self.s.close()
+
+
+_seq = [0]
+
+
+def request(method, ruri, port, extra="", body="", to=None, frm=None, call_id=None,
+            branch=None, cseq=1):
+    _seq[0] += 1
+    n = _seq[0]
+    to = to or f"<{ruri}>"
+    frm = frm or f"<sip:probe@127.0.0.1:{port}>;tag=t{n}"
+    return (f"{method} {ruri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch or f'z9hG4bK-probe-{n}-{time.monotonic_ns()}'};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: {frm}\r\nTo: {to}\r\n"
+            f"Call-ID: {call_id or f'probe-{n}-{os.getpid()}'}\r\nCSeq: {cseq} {method}\r\n"
+            f"{extra}Content-Length: {len(body.encode())}\r\n\r\n{body}").encode()
+
+
+def status_codes(text):
+    return [int(m) for m in re.findall(r"^SIP/2\.0 (\d{3})", text, re.M)]

@@ -1,0 +1,679 @@
+/* regdata: AOR/domain normalisation, key names, decoding, the REGISTER checks, and the
+ * registration and lookup scripts against a real redis-server. */
+#include <uv.h>
+#include "sk_test.h"
+#include "skein/sk_err.h"
+#include "skein/sk_mem.h"
+#include "regdata.h"
+
+#include "sk_test_redis.h"
+
+#define RT(f) cmocka_unit_test_setup_teardown(f, case_setup, leak_check)
+#define N(a)  (sizeof(a) / sizeof((a)[0]))
+
+/* ---- normalisation and keys ---- */
+
+static void test_aor_norm(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} good[] = {
+		{"alice@Example.COM", "alice@example.com"},
+		{"Alice@example.com", "Alice@example.com"}, /* user part is case-sensitive */
+		{"%61lice@x.org", "alice@x.org"},	    /* escaped unreserved: decoded */
+		{"a%2fb@x.org", "a%2Fb@x.org"},		    /* other escapes: upper-cased hex */
+		{"+1-555.0100;x=y@10.0.0.1", "+1-555.0100;x=y@10.0.0.1"},
+	};
+	static const char *const bad[] = {
+		"alice",	   "@example.com", "alice@",	   "al ice@example.com",
+		"a{b}@example.com", "alice@x:5060", "alice@-x.com", "alice@x-.com",
+		"alice@x..com",	   "alice@x.com.", "a%4@x.com",	   "a%zz@x.com",
+		"alice@[::1]",	   "",		   "a@b@c.example", /* '@' must be escaped */
+	};
+	char out[REGDATA_AOR_MAX], big[600];
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < N(good); i++) {
+		why = NULL;
+		assert_int_equal(regdata_aor_norm(out, sizeof(out), good[i].in, &why), 0);
+		assert_string_equal(out, good[i].out);
+	}
+	for (size_t i = 0; i < N(bad); i++) {
+		why = NULL;
+		assert_int_equal(regdata_aor_norm(out, sizeof(out), bad[i], &why), SK_EINVAL);
+		assert_non_null(why);
+		assert_string_equal(out, "");
+	}
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[300] = '@';
+	assert_int_equal(regdata_aor_norm(out, sizeof(out), big, &why), SK_EINVAL);
+	assert_int_equal(regdata_aor_norm(out, 8, "alice@example.com", &why), SK_EINVAL);
+	assert_int_equal(regdata_aor_norm(NULL, 8, "a@b", &why), SK_EINVAL);
+
+	assert_int_equal(regdata_domain_norm(out, sizeof(out), "Example.COM", &why), 0);
+	assert_string_equal(out, "example.com");
+	assert_int_equal(regdata_domain_norm(out, sizeof(out), "exa_mple.com", &why), SK_EINVAL);
+	assert_int_equal(regdata_domain_norm(out, sizeof(out), "a@b.com", &why), SK_EINVAL);
+	assert_int_equal(regdata_domain_norm(out, sizeof(out), "", &why), SK_EINVAL);
+}
+
+static void test_keys(void **state)
+{
+	char k[128];
+
+	(void)state;
+	assert_int_equal(regdata_key_domains(k, sizeof(k), "t"), 0);
+	assert_string_equal(k, "t:{domains}:set");
+	assert_int_equal(regdata_key_users(k, sizeof(k), "t", "example.com"), 0);
+	assert_string_equal(k, "t:{example.com}:users");
+	assert_int_equal(regdata_key_cred(k, sizeof(k), "t", "a@example.com"), 0);
+	assert_string_equal(k, "t:{a@example.com}:cred");
+	assert_int_equal(regdata_key_reg(k, sizeof(k), "t", "a@example.com"), 0);
+	assert_string_equal(k, "t:{a@example.com}:reg");
+	assert_int_equal(regdata_key_exp(k, sizeof(k), "t", "a@example.com"), 0);
+	assert_string_equal(k, "t:{a@example.com}:exp");
+	assert_int_equal(regdata_key_meta(k, sizeof(k), "t", "a@example.com"), 0);
+	assert_string_equal(k, "t:{a@example.com}:meta");
+	assert_int_equal(regdata_key_reg(k, 10, "t", "a@example.com"), SK_ERANGE);
+	assert_int_equal(regdata_binding_key(k, sizeof(k), "sip:a@h", "<urn:uuid:1>", 2), 0);
+	assert_string_equal(k, "<urn:uuid:1>|2");
+	assert_int_equal(regdata_binding_key(k, sizeof(k), "sip:a@h", "", 2), 0);
+	assert_string_equal(k, "sip:a@h");
+	assert_int_equal(regdata_binding_key(k, 4, "sip:a@h", NULL, 0), SK_ERANGE);
+}
+
+/* ---- decoding: hand-made replies ---- */
+
+static size_t pack(uint8_t *buf, const char *contact, uint32_t q, uint64_t reg_ms)
+{
+	Skein__Sip__V1__Binding b = SKEIN__SIP__V1__BINDING__INIT;
+
+	b.contact = (char *)contact;
+	b.q_milli = q;
+	b.registered_ms = reg_ms;
+	return skein__sip__v1__binding__pack(&b, buf);
+}
+
+static void test_decode_sort(void **state)
+{
+	uint8_t blobs[4][64];
+	redisReply el[8], top, *ptr[8];
+	struct regdata_bindings bs;
+	size_t skipped = 99;
+	static const char junk[] = "\xff\xff\xff";
+
+	(void)state;
+	memset(el, 0, sizeof(el));
+	el[0].len = pack(blobs[0], "sip:low@h", 500, 3);
+	el[2].len = pack(blobs[1], "sip:old@h", 1000, 1);
+	el[4].len = pack(blobs[2], "sip:new@h", 1000, 2);
+	for (int i = 0; i < 3; i++) {
+		el[2 * i].type = REDIS_REPLY_STRING;
+		el[2 * i].str = (char *)blobs[i];
+		el[2 * i + 1].type = REDIS_REPLY_INTEGER;
+		el[2 * i + 1].integer = 10 + i;
+	}
+	el[6].type = REDIS_REPLY_STRING;
+	el[6].str = (char *)junk;
+	el[6].len = 3;
+	el[7].type = REDIS_REPLY_INTEGER;
+	for (int i = 0; i < 8; i++)
+		ptr[i] = &el[i];
+	memset(&top, 0, sizeof(top));
+	top.type = REDIS_REPLY_ARRAY;
+	top.element = ptr;
+	top.elements = 8;
+	assert_int_equal(regdata_bindings_from_reply(&bs, &top, &skipped), 0);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(bs.n, 3);
+	assert_string_equal(bs.b[0]->contact, "sip:new@h");
+	assert_int_equal(bs.b[0]->expires_in, 12);
+	assert_string_equal(bs.b[1]->contact, "sip:old@h");
+	assert_string_equal(bs.b[2]->contact, "sip:low@h");
+	assert_int_equal(bs.b[2]->expires_in, 10);
+	regdata_bindings_free(&bs);
+	assert_null(bs.b);
+
+	top.elements = 7; /* odd */
+	assert_int_equal(regdata_bindings_from_reply(&bs, &top, NULL), SK_EPROTO);
+	top.elements = 2;
+	el[1].type = REDIS_REPLY_NIL;
+	assert_int_equal(regdata_bindings_from_reply(&bs, &top, NULL), SK_EPROTO);
+	top.type = REDIS_REPLY_STRING;
+	assert_int_equal(regdata_bindings_from_reply(&bs, &top, NULL), SK_EPROTO);
+	assert_int_equal(regdata_bindings_from_reply(&bs, NULL, NULL), SK_EPROTO);
+	top.type = REDIS_REPLY_ARRAY;
+	top.elements = 0;
+	assert_int_equal(regdata_bindings_from_reply(&bs, &top, NULL), 0);
+	assert_int_equal(bs.n, 0);
+	regdata_bindings_free(&bs);
+}
+
+/* ---- a REGISTER request builder ---- */
+
+struct rq {
+	Skein__Sip__V1__RegisterRequest r;
+	Skein__Sip__V1__Contact c[REGDATA_REQ_CONTACTS_MAX + 2], *cp[REGDATA_REQ_CONTACTS_MAX + 2];
+};
+
+static const struct regdata_policy pol = {3600, 60, 7200, 3};
+
+static void rq_init(struct rq *q, const char *call_id, uint32_t cseq, int64_t expires)
+{
+	memset(q, 0, sizeof(*q));
+	skein__sip__v1__register_request__init(&q->r);
+	q->r.aor = "alice@example.com";
+	q->r.call_id = (char *)call_id;
+	q->r.cseq = cseq;
+	q->r.expires = expires;
+	q->r.edge = "n1/edge";
+	q->r.transport = "udp";
+	q->r.source = "127.0.0.1:5062";
+	q->r.user_agent = "test";
+	q->r.contacts = q->cp;
+}
+
+static Skein__Sip__V1__Contact *rq_contact(struct rq *q, const char *uri, int64_t expires)
+{
+	Skein__Sip__V1__Contact *c = &q->c[q->r.n_contacts];
+
+	skein__sip__v1__contact__init(c);
+	c->uri = (char *)uri;
+	c->expires = expires;
+	c->q_milli = 1000;
+	q->cp[q->r.n_contacts++] = c;
+	return c;
+}
+
+static void test_prepare_checks(void **state)
+{
+	struct regdata_reg_cmd *cmd;
+	struct regdata_reg_result res;
+	struct rq q;
+
+	(void)state;
+	rq_init(&q, "c1", 1, 0);
+	q.r.star = true;
+	rq_contact(&q, "sip:a@h", -1);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_null(cmd);
+	assert_int_equal(res.code, 400);
+
+	rq_init(&q, "c1", 1, -1); /* star without Expires: 0 */
+	q.r.star = true;
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_null(cmd);
+	assert_int_equal(res.code, 400);
+
+	rq_init(&q, "c1", 1, 30); /* header below min_expires */
+	rq_contact(&q, "sip:a@h", -1);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_null(cmd);
+	assert_int_equal(res.code, 423);
+	assert_int_equal(res.min_expires, 60);
+	q.c[0].expires = 0; /* the parameter wins: a removal is fine */
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_non_null(cmd);
+	assert_int_equal(cmd->nkeys, 3);
+	assert_int_equal(cmd->argc, 8 + 3);
+	assert_string_equal(cmd->argv[0], "t:{alice@example.com}:reg");
+	assert_string_equal(cmd->argv[9], "0");
+	cmd = sk_deref(cmd);
+
+	rq_init(&q, "c1", 1, -1);
+	q.r.aor = "not an aor";
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_int_equal(res.code, 400);
+	rq_init(&q, "", 1, -1);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_int_equal(res.code, 400);
+	rq_init(&q, "c1", 1, -1);
+	for (int i = 0; i < REGDATA_REQ_CONTACTS_MAX + 1; i++)
+		rq_contact(&q, "sip:a@h", -1);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_int_equal(res.code, 400);
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "sip:a@h", -1)->q_milli = 1001;
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_int_equal(res.code, 400);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, NULL, &q.r, &pol), SK_EINVAL);
+
+	/* Out of memory: an error, no command, nothing leaked (leak_check). */
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "sip:a@h", -1)->instance = "<urn:uuid:1>";
+	sk_mem_fail_after(1);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), SK_ENOMEM);
+	assert_null(cmd);
+	sk_mem_fail_after(0);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_non_null(cmd);
+	assert_string_equal(cmd->argv[3], "c1");
+	assert_string_equal(cmd->argv[5], "u");
+	assert_string_equal(cmd->argv[8], "<urn:uuid:1>|0");
+	assert_string_equal(cmd->argv[9], "3600");
+	assert_true(cmd->lens[10] > 0); /* the packed Binding */
+	cmd = sk_deref(cmd);
+	/* A cluster name that makes the keys too long. */
+	{
+		char big[600];
+
+		memset(big, 'c', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		assert_int_equal(regdata_register_prepare(&cmd, &res, big, &q.r, &pol), SK_ERANGE);
+		assert_null(cmd);
+	}
+
+	/* Expiry: parameter, else header, else default; capped at max. */
+	{
+		Skein__Sip__V1__Contact c = SKEIN__SIP__V1__CONTACT__INIT;
+
+		c.expires = -1;
+		assert_int_equal(regdata_contact_expires(&c, -1, &pol), 3600);
+		assert_int_equal(regdata_contact_expires(&c, 120, &pol), 120);
+		assert_int_equal(regdata_contact_expires(&c, 99999, &pol), 7200);
+		c.expires = 300;
+		assert_int_equal(regdata_contact_expires(&c, 120, &pol), 300);
+		c.expires = 0;
+		assert_int_equal(regdata_contact_expires(&c, 120, &pol), 0);
+	}
+}
+
+/* ---- the scripts against redis-server ---- */
+
+/* EVAL the registration script for q; res must be released. */
+static void reg_run(struct rq *q, const struct regdata_policy *p, struct regdata_reg_result *res)
+{
+	struct regdata_reg_cmd *cmd;
+	const char *argv[3 + 8 + 3 * REGDATA_REQ_CONTACTS_MAX];
+	size_t lens[N(argv)];
+	char nk[8];
+	redisReply *rep;
+	struct timeval tv = {2, 0};
+	redisContext *c;
+
+	regdata_reg_result_release(res);
+	assert_int_equal(regdata_register_prepare(&cmd, res, "t", &q->r, p), 0);
+	assert_non_null(cmd);
+	snprintf(nk, sizeof(nk), "%d", cmd->nkeys);
+	argv[0] = "EVAL";
+	argv[1] = REGDATA_LUA_REGISTER;
+	argv[2] = nk;
+	for (int i = 0; i < 3; i++)
+		lens[i] = strlen(argv[i]);
+	for (int i = 0; i < cmd->argc; i++) {
+		argv[3 + i] = cmd->argv[i];
+		lens[3 + i] = cmd->lens[i];
+	}
+	c = redisConnectWithTimeout("127.0.0.1", srv.port, tv);
+	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	rep = redisCommandArgv(c, 3 + cmd->argc, argv, lens);
+	assert_non_null(rep);
+	if (rep->type == REDIS_REPLY_ERROR)
+		fail_msg("script error: %s", rep->str);
+	regdata_reg_result_release(res);
+	assert_int_equal(regdata_register_result(res, rep), 0);
+	freeReplyObject(rep);
+	redisFree(c);
+	sk_deref(cmd);
+}
+
+static long long srv_int(const char *fmt, const char *arg)
+{
+	redisReply *r = srv_cmd(fmt, arg);
+	long long v;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+static void flush(void)
+{
+	redisReply *r = srv_cmd("FLUSHALL");
+
+	assert_non_null(r);
+	freeReplyObject(r);
+}
+
+static void test_add_refresh_remove(void **state)
+{
+	struct regdata_reg_result res = {0};
+	uint64_t first;
+	struct rq q;
+
+	(void)state;
+	flush();
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.added, 1);
+	assert_int_equal(res.bindings.n, 1);
+	assert_string_equal(res.bindings.b[0]->contact, "sip:alice@192.0.2.1");
+	assert_string_equal(res.bindings.b[0]->call_id, "c1");
+	assert_string_equal(res.bindings.b[0]->edge, "n1/edge");
+	assert_in_range(res.bindings.b[0]->expires_in, 3599, 3600);
+	first = res.bindings.b[0]->registered_ms;
+	assert_true(first > 1600000000000ULL);
+	assert_true(res.bindings.b[0]->expires_at_ms >= first + 3599000);
+	/* Every key of the AOR expires by itself after the last binding (+ slack). */
+	assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:reg"), 3600000,
+			3600000 + REGDATA_TTL_SLACK_MS);
+	assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:meta"), 3600000,
+			3600000 + REGDATA_TTL_SLACK_MS);
+
+	/* Refresh: same Call-ID, higher CSeq, a second contact with a header expiry. */
+	rq_init(&q, "c1", 2, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	rq_contact(&q, "sip:alice@192.0.2.2", 120);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.added, 1);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(res.bindings.n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const Skein__Sip__V1__Binding *b = res.bindings.b[i];
+
+		if (!strcmp(b->contact, "sip:alice@192.0.2.1")) {
+			assert_int_equal(b->registered_ms, first); /* kept on refresh */
+			assert_in_range(b->expires_in, 599, 600);
+			assert_int_equal(b->cseq, 2);
+		} else {
+			assert_in_range(b->expires_in, 119, 120);
+		}
+	}
+	/* Query: no contacts, nothing changes. */
+	rq_init(&q, "other", 1, -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_true(res.query);
+	assert_int_equal(res.bindings.n, 2);
+	/* Remove one. */
+	rq_init(&q, "c1", 3, -1);
+	rq_contact(&q, "sip:alice@192.0.2.2", 0);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.removed, 1);
+	assert_int_equal(res.bindings.n, 1);
+	assert_string_equal(res.bindings.b[0]->contact, "sip:alice@192.0.2.1");
+	/* Removing an unknown contact changes nothing and is fine. */
+	rq_init(&q, "c1", 4, 0);
+	rq_contact(&q, "sip:nobody@192.0.2.9", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.removed, 0);
+	assert_int_equal(res.bindings.n, 1);
+	/* Contact: * with Expires: 0 removes everything, and the keys go. */
+	rq_init(&q, "c1", 5, 0);
+	q.r.star = true;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.removed, 1);
+	assert_int_equal(res.bindings.n, 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:meta"), 0);
+	regdata_reg_result_release(&res);
+}
+
+static void test_cseq_order_and_replay(void **state)
+{
+	struct regdata_reg_result res = {0};
+	uint64_t first;
+	struct rq q;
+
+	(void)state;
+	flush();
+	rq_init(&q, "c1", 10, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
+	first = res.bindings.b[0]->registered_ms;
+
+	/* The very same request again (a bus retry after the first was applied): 200 with
+	 * the current bindings, nothing changed. */
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_true(res.replay);
+	assert_int_equal(res.added + res.refreshed + res.removed, 0);
+	assert_int_equal(res.bindings.n, 1);
+
+	/* Same CSeq, different contents: out of order. */
+	q.c[0].q_milli = 500;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 500);
+	assert_string_equal(res.reason, "Out-of-order CSeq for this Call-ID");
+	assert_int_equal(res.bindings.n, 1);
+	assert_int_equal(res.bindings.b[0]->q_milli, 1000); /* unchanged */
+
+	/* Same CSeq, same contact plus a new one: not a replay either, nothing stored. */
+	rq_init(&q, "c1", 10, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	rq_contact(&q, "sip:alice@192.0.2.7", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 500);
+	assert_int_equal(res.bindings.n, 1);
+
+	/* Lower CSeq in the same Call-ID: 500, nothing changes. */
+	rq_init(&q, "c1", 9, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", 0);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 500);
+	assert_int_equal(res.bindings.n, 1);
+
+	/* Another Call-ID (the UA restarted) replaces it whatever its CSeq. */
+	rq_init(&q, "c2", 1, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", 300);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(res.bindings.n, 1);
+	assert_string_equal(res.bindings.b[0]->call_id, "c2");
+	assert_true(res.bindings.b[0]->registered_ms >= first);
+
+	/* A removal replayed after it was applied is a harmless no-op. */
+	rq_init(&q, "c2", 2, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", 0);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.removed, 1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.removed, 0);
+	assert_int_equal(res.bindings.n, 0);
+	regdata_reg_result_release(&res);
+}
+
+static void test_instance_and_limit(void **state)
+{
+	struct regdata_reg_result res = {0};
+	Skein__Sip__V1__Contact *c;
+	struct rq q;
+
+	(void)state;
+	flush();
+	/* RFC 5626 §6: the same instance and reg-id replaces the binding, new URI or not. */
+	rq_init(&q, "c1", 1, -1);
+	c = rq_contact(&q, "sip:alice@192.0.2.1;ob", -1);
+	c->instance = "<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";
+	c->reg_id = 1;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
+	rq_init(&q, "c1", 2, -1);
+	c = rq_contact(&q, "sip:alice@198.51.100.4:40000;ob", -1);
+	c->instance = "<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";
+	c->reg_id = 1;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(res.bindings.n, 1);
+	assert_string_equal(res.bindings.b[0]->contact, "sip:alice@198.51.100.4:40000;ob");
+	assert_int_equal(res.bindings.b[0]->reg_id, 1);
+	/* Another reg-id of the same instance is a second flow. */
+	rq_init(&q, "c1", 3, -1);
+	c = rq_contact(&q, "sip:alice@198.51.100.4:40002;ob", -1);
+	c->instance = "<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";
+	c->reg_id = 2;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
+	assert_int_equal(res.bindings.n, 2);
+
+	/* max_contacts 3: a fourth and fifth binding are refused, nothing stored. */
+	rq_init(&q, "c9", 1, -1);
+	rq_contact(&q, "sip:alice@192.0.2.10", -1);
+	rq_contact(&q, "sip:alice@192.0.2.11", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 403);
+	assert_string_equal(res.reason, "Too many registered contacts");
+	assert_int_equal(res.bindings.n, 2);
+	/* One more is fine (3). */
+	rq_init(&q, "c9", 2, -1);
+	rq_contact(&q, "sip:alice@192.0.2.10", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.bindings.n, 3);
+	/* Replacing one while adding one keeps the count: allowed. */
+	rq_init(&q, "c9", 3, -1);
+	rq_contact(&q, "sip:alice@192.0.2.10", 0);
+	rq_contact(&q, "sip:alice@192.0.2.12", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.bindings.n, 3);
+	/* With the limit lowered under the count, refreshes still work. */
+	{
+		struct regdata_policy low = pol;
+
+		low.max_contacts = 1;
+		rq_init(&q, "c9", 4, -1);
+		rq_contact(&q, "sip:alice@192.0.2.12", -1);
+		reg_run(&q, &low, &res);
+		assert_int_equal(res.code, 200);
+		assert_int_equal(res.refreshed, 1);
+	}
+	regdata_reg_result_release(&res);
+}
+
+static void age(const char *member, const char *aor)
+{
+	char key[128];
+	redisReply *r;
+
+	snprintf(key, sizeof(key), "t:{%s}:exp", aor);
+	/* Expired a second ago, as far as the scripts can tell. */
+	r = srv_cmd("ZADD %s XX 1000 %s", key, member);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+}
+
+static void test_expiry_and_lookup(void **state)
+{
+	struct regdata_reg_result res = {0};
+	struct regdata_bindings bs;
+	redisReply *r;
+	struct rq q;
+
+	(void)state;
+	flush();
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	rq_contact(&q, "sip:alice@192.0.2.2", -1)->q_milli = 100;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.bindings.n, 2);
+	assert_string_equal(res.bindings.b[0]->contact, "sip:alice@192.0.2.1"); /* higher q */
+
+	/* The lookup script, as edges and skeinctl run it (two keys). */
+	r = srv_cmd("EVAL %s 2 %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
+		    "t:{alice@example.com}:exp");
+	assert_non_null(r);
+	assert_int_equal(regdata_bindings_from_reply(&bs, r, NULL), 0);
+	freeReplyObject(r);
+	assert_int_equal(bs.n, 2);
+	assert_in_range(bs.b[0]->expires_in, 3599, 3600);
+	regdata_bindings_free(&bs);
+
+	/* An expired binding is never returned, and the lookup purges it. */
+	age("sip:alice@192.0.2.2", "alice@example.com");
+	r = srv_cmd("EVAL %s 2 %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
+		    "t:{alice@example.com}:exp");
+	assert_non_null(r);
+	assert_int_equal(regdata_bindings_from_reply(&bs, r, NULL), 0);
+	freeReplyObject(r);
+	assert_int_equal(bs.n, 1);
+	assert_string_equal(bs.b[0]->contact, "sip:alice@192.0.2.1");
+	regdata_bindings_free(&bs);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
+	/* The meta entry the lookup could not reach goes with the next REGISTER. */
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 2);
+
+	/* Expiry seen by the registration script: purged before anything else, so the
+	 * expired binding does not count against max_contacts and is not returned. */
+	age("sip:alice@192.0.2.1", "alice@example.com");
+	rq_init(&q, "c1", 2, -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.bindings.n, 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
+
+	/* A real short expiry: 1 s, polled (bounded) until the lookup drops it. */
+	{
+		struct regdata_policy quick = pol;
+		uint64_t until;
+
+		quick.min_expires = 1;
+		rq_init(&q, "c1", 3, 1);
+		rq_contact(&q, "sip:alice@192.0.2.3", -1);
+		reg_run(&q, &quick, &res);
+		assert_int_equal(res.bindings.n, 1);
+		assert_int_equal(res.bindings.b[0]->expires_in, 1);
+		until = now_ms() + 3000;
+		for (;;) {
+			rq_init(&q, "c1", 4, -1);
+			reg_run(&q, &quick, &res);
+			if (!res.bindings.n)
+				break;
+			assert_true(now_ms() < until);
+			usleep(50000);
+		}
+		/* Nothing is left behind. */
+		assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:meta"), 0);
+		assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 0);
+	}
+	regdata_reg_result_release(&res);
+}
+
+static void test_result_shape(void **state)
+{
+	struct regdata_reg_result res;
+	redisReply *r;
+
+	(void)state;
+	r = srv_cmd("EVAL %s 0", "return {200, 'nonsense', 0, 0, 0}");
+	assert_non_null(r);
+	assert_int_equal(regdata_register_result(&res, r), SK_EPROTO);
+	assert_int_equal(res.code, 500);
+	freeReplyObject(r);
+	r = srv_cmd("EVAL %s 0", "return {200, 'ok', 0, 0}");
+	assert_non_null(r);
+	assert_int_equal(regdata_register_result(&res, r), SK_EPROTO);
+	freeReplyObject(r);
+	assert_int_equal(regdata_register_result(&res, NULL), SK_EPROTO);
+	regdata_reg_result_release(&res);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		SK_TEST(test_aor_norm),		  SK_TEST(test_keys),
+		SK_TEST(test_decode_sort),	  SK_TEST(test_prepare_checks),
+		RT(test_add_refresh_remove),	  RT(test_cseq_order_and_replay),
+		RT(test_instance_and_limit),	  RT(test_expiry_and_lookup),
+		RT(test_result_shape),
+	};
+
+	(void)srv_signal; /* sk_test_redis.h's outage helper: not needed here */
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
