@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of `make test` and ends with one summary line:
-#   1. unit tests and fuzz-corpus replays built with ASan+UBSan;
+#   1. unit tests, fuzz-corpus replays and the SIP integration tests (real sipp,
+#      baresip, daemons stopped with SIGTERM so that leaks are reported) built with
+#      ASan+UBSan;
 #   2. everything (unit, fuzz replays, integration) in the normal build.
 set -uo pipefail
 BUILD=${BUILD:-build}
@@ -27,6 +29,7 @@ run_ctest() { # dir, label args...
 }
 
 run_ctest "$BUILD_ASAN" -L 'unit|fuzz' -j 2
+run_ctest "$BUILD_ASAN" -R '^integration\.(sip_|edge_|provisioning|registrar_)'
 run_ctest "$BUILD"
 echo
 echo "make test: $passed passed, $failed failed"

@@ -17,6 +17,7 @@
 #include "digest.h"
 
 struct sk_redis_script;
+struct fork;
 
 /* [edge] section (docs/configuration.md). */
 struct edge_conf {
@@ -72,6 +73,7 @@ struct edge {
 	uint16_t port[EDGE_PROTO_MAX_];
 	struct edge_metrics m;
 	size_t forks; /* live forking contexts */
+	struct fork *fork_list;
 };
 
 /* core_main.c */
@@ -112,6 +114,7 @@ void edge_register(struct edge *e, struct edge_stx *stx);
 void edge_proxy_request(struct edge *e, struct edge_stx *stx);
 void edge_proxy_cancel(struct edge *e, struct edge_stx *invite);
 void edge_proxy_stateless(struct edge *e, msg_t *msg, const struct edge_rx *rx);
+void edge_proxy_stop(struct edge *e);
 
 /* core_route.c: where a request goes next. */
 struct edge_dest {

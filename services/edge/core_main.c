@@ -221,9 +221,17 @@ static void on_request(struct edge_txl *l, struct edge_stx *stx, const struct ed
 		edge_reply(e, stx, 503, "Service Unavailable (draining)", "Retry-After: 30\r\n");
 		return;
 	}
-	if (sip->sip_request->rq_method == sip_method_register && !sip->sip_route) {
-		edge_register(e, stx);
-		return;
+	/* A REGISTER is ours when no Route names another hop (a phone with this edge
+	 * as outbound proxy puts it in a Route, RFC 3261 §8.1.2). */
+	if (sip->sip_request->rq_method == sip_method_register) {
+		const sip_route_t *r = sip->sip_route;
+
+		while (r && edge_uri_is_us(e, r->r_url))
+			r = r->r_next;
+		if (!r) {
+			edge_register(e, stx);
+			return;
+		}
 	}
 	edge_proxy_request(e, stx);
 }
@@ -391,6 +399,7 @@ void edge_core_stop(struct edge *e)
 	}
 	if (e->txl) {
 		edge_txl_close(e->txl);
+		edge_proxy_stop(e);
 		e->txl = sk_deref(e->txl);
 	}
 	if (e->tp) {

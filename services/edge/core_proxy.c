@@ -31,10 +31,12 @@ struct branch {
 };
 
 struct fork {
+	struct fork *lprev, *lnext; /* e->fork_list, for shutdown */
 	struct edge *e;
 	struct edge_stx *stx;
 	enum edge_proto in;
 	bool invite, final_sent, canceled, record_route, authed;
+	bool ended; /* fork_end() ran: its own reference is gone */
 	char aor[REGDATA_AOR_MAX];
 	struct regdata_bindings bs; /* targets from Redis, by q (highest first) */
 	size_t next;                /* first binding not tried yet */
@@ -61,6 +63,12 @@ static void fork_destroy(void *p)
 			edge_stx_set_tu(f->stx, NULL);
 		sk_deref(f->stx);
 	}
+	if (f->lprev)
+		f->lprev->lnext = f->lnext;
+	else
+		f->e->fork_list = f->lnext;
+	if (f->lnext)
+		f->lnext->lprev = f->lprev;
 	f->e->forks--;
 }
 
@@ -73,6 +81,10 @@ static struct fork *fork_alloc(struct edge *e, struct edge_stx *stx)
 		return NULL;
 	e->forks++;
 	f->e = e;
+	f->lnext = e->fork_list;
+	if (f->lnext)
+		f->lnext->lprev = f;
+	e->fork_list = f;
 	f->stx = sk_ref(stx);
 	f->in = edge_stx_rx(stx)->proto;
 	f->invite = sip->sip_request->rq_method == sip_method_invite;
@@ -83,6 +95,9 @@ static struct fork *fork_alloc(struct edge *e, struct edge_stx *stx)
 /* The fork is finished: every branch goes its own way (ACKs, CANCELs) without us. */
 static void fork_end(struct fork *f)
 {
+	if (f->ended)
+		return;
+	f->ended = true;
 	if (edge_stx_tu(f->stx) == f)
 		edge_stx_set_tu(f->stx, NULL);
 	sk_deref(f);
@@ -321,6 +336,7 @@ static void on_exists(int err, struct redisReply *r, void *arg)
 	else
 		send_final(f, 480, "Temporarily Unavailable");
 	fork_end(f);
+	sk_deref(f); /* the reference of the command */
 }
 
 static void on_lookup(int err, struct redisReply *r, void *arg)
@@ -329,29 +345,27 @@ static void on_lookup(int err, struct redisReply *r, void *arg)
 	struct edge *e = f->e;
 	char key[512];
 
-	if (err || regdata_bindings_from_reply(&f->bs, r, NULL)) {
+	if (f->ended) {
+		/* shut down meanwhile */
+	} else if (err || regdata_bindings_from_reply(&f->bs, r, NULL)) {
 		SK_WARN("lookup %s: %s", f->aor, err ? sk_strerror(err) : "bad reply");
 		send_final(f, 500, "Server Internal Error (location unavailable)");
 		fork_end(f);
-		return;
-	}
-	if (f->canceled) {
+	} else if (f->canceled) {
 		fork_end(f);
-		return;
-	}
-	if (f->bs.n == 0) {
+	} else if (f->bs.n == 0) {
 		/* Unknown user 404, known without binding 480 (§16.5 / 10.3). */
 		if (regdata_key_cred(key, sizeof(key), e->cluster, f->aor) ||
-		    sk_redis_cmdf(e->redis, on_exists, f, "EXISTS %s", key)) {
+		    sk_redis_cmdf(e->redis, on_exists, sk_ref(f), "EXISTS %s", key)) {
+			sk_deref(f);
 			send_final(f, 480, "Temporarily Unavailable");
 			fork_end(f);
 		}
-		return;
-	}
-	if (start_group(f) == 0) {
+	} else if (start_group(f) == 0) {
 		send_final(f, 480, "Temporarily Unavailable (no reachable contact)");
 		fork_end(f);
 	}
+	sk_deref(f); /* the reference of the command */
 }
 
 static void lookup(struct fork *f, const char *user, const char *domain)
@@ -368,7 +382,8 @@ static void lookup(struct fork *f, const char *user, const char *domain)
 	}
 	if (regdata_key_reg(k1, sizeof(k1), e->cluster, f->aor) ||
 	    regdata_key_exp(k2, sizeof(k2), e->cluster, f->aor) ||
-	    sk_redis_eval(e->lookup, on_lookup, f, 2, 2, argv, NULL)) {
+	    sk_redis_eval(e->lookup, on_lookup, sk_ref(f), 2, 2, argv, NULL)) {
+		sk_deref(f);
 		send_final(f, 500, "Server Internal Error (location unavailable)");
 		fork_end(f);
 	}
@@ -433,19 +448,21 @@ static void on_auth(struct edge *e, struct edge_stx *stx, bool ok, const char *u
 	sip_t *sip = sip_object(edge_stx_msg(stx));
 
 	(void)e;
-	if (!ok || f->canceled) {
+	if (f->ended) {
+		/* shut down meanwhile */
+	} else if (!ok || f->canceled) {
 		f->final_sent = true; /* answered by auth (or canceled) */
 		fork_end(f);
-		return;
-	}
-	/* The From user is the one who authenticated (no spoofing of local callers). */
-	if (!sip->sip_from->a_url->url_user || strcmp(sip->sip_from->a_url->url_user, user)) {
+	} else if (!sip->sip_from->a_url->url_user ||
+		   strcmp(sip->sip_from->a_url->url_user, user)) {
+		/* The From user is the one who authenticated (no spoofing of callers). */
 		send_final(f, 403, "Forbidden (From does not match the authenticated user)");
 		fork_end(f);
-		return;
+	} else {
+		f->authed = true;
+		route_local_or_out(f);
 	}
-	f->authed = true;
-	route_local_or_out(f);
+	sk_deref(f); /* the reference of the authentication */
 }
 
 void edge_proxy_request(struct edge *e, struct edge_stx *stx)
@@ -499,10 +516,22 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 			fork_end(f);
 			return;
 		}
-		edge_auth(e, stx, true, realm, on_auth, f);
+		edge_auth(e, stx, true, realm, on_auth, sk_ref(f));
 		return;
 	}
 	route_local_or_out(f);
+}
+
+/* Shutdown: the transaction layer is closing without callbacks; every fork drops
+ * its own reference (one waiting for Redis goes when the client cancels it). */
+void edge_proxy_stop(struct edge *e)
+{
+	struct fork *f = e->fork_list, *next;
+
+	for (; f; f = next) {
+		next = f->lnext;
+		fork_end(f);
+	}
 }
 
 void edge_proxy_cancel(struct edge *e, struct edge_stx *invite)

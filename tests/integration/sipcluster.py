@@ -44,6 +44,7 @@ class Cluster:
                      "auth_secret": SECRET, "t1": "100ms", "registrar_deadline": "2s"}
             extra.update(edge_extra or {})
             node = Node(self.tmp, self.redis, f"n{i + 1}", roles=("edge", "registrar"),
+                        extra="drain_timeout = 2s\nnode_timeout = 3s",
                         role_extra={"edge": extra})
             self.nodes.append(node)
             self.sip.append(port)

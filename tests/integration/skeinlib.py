@@ -23,7 +23,36 @@ _procs = []
 _dirs = []
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 def _cleanup():
+    """Stop what the test started. Daemons get SIGTERM first (they drain and exit;
+    under ASan that is when leaks are reported); returns the complaints: a daemon
+    that did not exit 0 on SIGTERM, or whose log has a sanitizer report."""
+    complaints = []
+    daemons = [p for p in _procs if getattr(p, "daemon_log", None)]
+    stopping = [p for p in daemons if p.poll() is None]
+    for p in stopping:
+        p.send_signal(signal.SIGTERM)
+    for p in stopping:
+        try:
+            p.wait(timeout=15)
+            if p.returncode != 0:
+                complaints.append(f"{p.daemon_log}: exit {p.returncode} on SIGTERM")
+        except subprocess.TimeoutExpired:
+            complaints.append(f"{p.daemon_log}: still running 15 s after SIGTERM")
+    for p in daemons:
+        try:
+            with open(p.daemon_log, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                i = text.index(mark)
+                complaints.append(f"{p.daemon_log}: {text[i:i + 1500]}")
+                break
     for p in _procs:
         if p.poll() is None:
             try:
@@ -34,6 +63,7 @@ def _cleanup():
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+    return complaints
 
 
 atexit.register(_cleanup)
@@ -166,8 +196,9 @@ class Node:
                     f.write(f"{k} = {v}\n")
 
     def start(self, role, wait_ready=True):
-        p = start([os.path.join(BIN, f"skein-{role}"), "--config", self.conf],
-                  os.path.join(self.tmp, f"{self.node_id}-{role}.log"))
+        log = os.path.join(self.tmp, f"{self.node_id}-{role}.log")
+        p = start([os.path.join(BIN, f"skein-{role}"), "--config", self.conf], log)
+        p.daemon_log = log
         self.procs[role] = p
         if wait_ready:
             def ready():
@@ -222,6 +253,9 @@ def run(tests):
         ok = False
         try:
             t()
+            complaints = _cleanup()
+            if complaints:
+                raise AssertionError("daemons did not end cleanly:\n" + "\n".join(complaints))
             ok = True
             print(f"ok   {t.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
         except Exception as e:  # noqa: BLE001

@@ -105,6 +105,10 @@ def test_call_across_edges():
         assert res.successful == 1, res.explain()
     st, text = http(c.nodes[0].http["edge"], "/metrics")
     assert metric(text, "skein_edge_forwarded_cross_edge_total") >= 1, text
+    # nothing left behind: every forking context ended
+    for n in c.nodes:
+        wait_for(lambda n=n: metric(http(n.http["edge"], "/metrics")[1], "skein_edge_forks") == 0,
+                 10, f"{n.node_id}: no fork left")
 
 
 def test_cancel_and_busy():
