@@ -154,3 +154,45 @@ def request(method, ruri, port, extra="", body="", to=None, frm=None, call_id=No
 
 def status_codes(text):
     return [int(m) for m in re.findall(r"^SIP/2\.0 (\d{3})", text, re.M)]
+
+
+def _challenge(hdr):
+    """Parameters of a Digest challenge header value."""
+    params = dict(re.findall(r'(\w+)="?([^",]*)"?', hdr.split(" ", 1)[1]))
+    return params
+
+
+def digest_register(port, user, password, contact, *, domain=None, expires=3600, alg="SHA-256",
+                    call_id=None, cseq=1):
+    """REGISTER user@domain with `contact` (a full Contact value, e.g.
+    '<sip:u@127.0.0.1:5070>;q=0.5') through 127.0.0.1:port, answering the 401 with the
+    challenge of algorithm `alg` (RFC 7616 digest, qop=auth). Returns (final Msg, the
+    challenge headers seen)."""
+    import hashlib
+    domain = domain or DOMAIN
+    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
+    c = RawSip()
+    try:
+        call_id = call_id or f"reg-{user}-{time.monotonic_ns()}"
+        base = dict(to=f"<sip:{user}@{domain}>", frm=f"<sip:{user}@{domain}>;tag=r{cseq}",
+                    call_id=call_id)
+        extra = f"Contact: {contact}\r\nExpires: {expires}\r\n"
+        c.send(port, request("REGISTER", f"sip:{domain}", c.port, extra=extra, cseq=cseq, **base))
+        r = c.recv_final(3)
+        if r is None or r.status != 401:
+            return r, []
+        chals = r.hdr("www-authenticate")
+        ch = next(_challenge(x) for x in chals if _challenge(x).get("algorithm") == alg)
+        uri = f"sip:{domain}"
+        ha1 = h(f"{user}:{ch['realm']}:{password}".encode()).hexdigest()
+        ha2 = h(f"REGISTER:{uri}".encode()).hexdigest()
+        cnonce, nc = "0a4f113b", "00000001"
+        resp = h(f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+        auth = (f'Authorization: Digest username="{user}", realm="{ch["realm"]}", '
+                f'nonce="{ch["nonce"]}", uri="{uri}", response="{resp}", algorithm={alg}, '
+                f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n')
+        c.send(port, request("REGISTER", f"sip:{domain}", c.port, extra=extra + auth,
+                             cseq=cseq + 1, **base))
+        return c.recv_final(3), chals
+    finally:
+        c.close()
