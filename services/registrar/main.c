@@ -29,6 +29,9 @@ static const struct sk_conf_key keys[] = {
 	{"max_contacts", SK_CONF_INT, offsetof(struct registrar_conf, max_contacts), "10",
 	 "Bindings one address of record may hold; a REGISTER that would exceed it gets 403",
 	 SK_CONF_RELOAD, 1, 1000, 0, 0},
+	{"count_interval", SK_CONF_DURATION, offsetof(struct registrar_conf, count_interval), "15s",
+	 "How often the cluster's live bindings are counted for /metrics (a SCAN walk of Redis)",
+	 SK_CONF_RELOAD, 1000, 86400000, 0, 0},
 	SK_CONF_END,
 };
 
@@ -47,7 +50,15 @@ static int start(struct sk_daemon *d, void *arg)
 	r->d = d;
 	r->conf = &conf;
 	r->cluster = sk_daemon_cluster(d)->name;
-	return reg_register_start(r);
+	int err = reg_register_start(r);
+
+	return err ? err : reg_count_start(r);
+}
+
+static void stop(struct sk_daemon *d, void *arg)
+{
+	(void)d;
+	reg_count_stop(arg);
 }
 
 int main(int argc, char **argv)
@@ -60,6 +71,7 @@ int main(int argc, char **argv)
 		.conf_size = sizeof(conf),
 		.arg = &reg,
 		.start = start,
+		.stop = stop,
 	};
 
 	return sk_daemon_main(&ops, argc, argv);

@@ -10,6 +10,7 @@
 struct registrar_conf {
 	struct sk_role_conf role;
 	int64_t default_expires, min_expires, max_expires, max_contacts;
+	uint64_t count_interval; /* ms */
 };
 
 struct sk_redis_script;
@@ -30,5 +31,9 @@ struct registrar {
 
 /* reg_register.c: REGISTER over the bus (RegisterRequest -> RegisterReply). */
 int reg_register_start(struct registrar *r);
+
+/* reg_count.c: cluster-wide live bindings and AORs for /metrics. */
+int reg_count_start(struct registrar *r);
+void reg_count_stop(struct registrar *r);
 
 #endif

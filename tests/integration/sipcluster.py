@@ -45,7 +45,7 @@ class Cluster:
             extra.update(edge_extra or {})
             node = Node(self.tmp, self.redis, f"n{i + 1}", roles=("edge", "registrar"),
                         extra="drain_timeout = 2s\nnode_timeout = 3s",
-                        role_extra={"edge": extra})
+                        role_extra={"edge": extra, "registrar": {"count_interval": "1s"}})
             self.nodes.append(node)
             self.sip.append(port)
         for node in self.nodes:

@@ -48,6 +48,10 @@ def test_kill9_registrar_during_register_stream():
     # the surviving registrar served the rest
     st, m = http(c.nodes[1].http["registrar"], "/metrics")
     assert (metric(m, "skein_registrar_register_requests_total", 'result="ok"') or 0) > 0, m
+    # and counts the cluster's live bindings for the dashboards
+    wait_for(lambda: metric(http(c.nodes[1].http["registrar"], "/metrics")[1],
+                            "skein_registrar_bindings") == stored, 10,
+             f"skein_registrar_bindings == {stored}")
 
 
 if __name__ == "__main__":

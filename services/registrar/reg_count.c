@@ -1,0 +1,152 @@
+/* reg_count: the cluster's live registrations for /metrics (skein_registrar_bindings,
+ * skein_registrar_aors), counted by walking the :exp sorted sets with SCAN — a page of
+ * keys per loop turn, never KEYS, so Redis is not blocked — and ZCOUNT of the
+ * unexpired members. One full walk every count_interval; every registrar reports
+ * the same cluster-wide figure (take one, do not sum). */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "skein/sk_err.h"
+#include "skein/sk_log.h"
+#include "skein/sk_metrics.h"
+#include "skein/sk_redis.h"
+#include "skein/sk_sys.h"
+#include "reg.h"
+
+SK_LOG_MODULE("registrar");
+
+#define REG_COUNT_PAGE "500"
+
+struct reg_count {
+	struct registrar *r;
+	uv_timer_t *timer;
+	char cursor[32];
+	bool walking, busy;
+	size_t pending;
+	uint64_t bindings, aors, started_ms, done_ms;
+	struct sk_gauge *g_bindings, *g_aors;
+};
+
+static struct reg_count rc;
+
+static void page(void);
+
+static void on_zcount(int err, struct redisReply *r, void *arg)
+{
+	(void)arg;
+	if (!err && r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+		rc.bindings += (uint64_t)r->integer;
+		rc.aors++;
+	}
+	if (--rc.pending == 0) {
+		rc.busy = false;
+		if (!strcmp(rc.cursor, "0")) {
+			sk_gauge_set(rc.g_bindings, (double)rc.bindings);
+			sk_gauge_set(rc.g_aors, (double)rc.aors);
+			rc.walking = false;
+			rc.done_ms = sk_sys_unix_ms();
+		} else {
+			page();
+		}
+	}
+}
+
+static void on_scan(int err, struct redisReply *r, void *arg)
+{
+	struct sk_redis *redis = sk_daemon_redis(rc.r->d);
+	char now[24];
+
+	(void)arg;
+	rc.busy = false;
+	if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+	    r->element[0]->len >= sizeof(rc.cursor)) {
+		rc.walking = false; /* start again at the next period */
+		return;
+	}
+	memcpy(rc.cursor, r->element[0]->str, r->element[0]->len);
+	rc.cursor[r->element[0]->len] = 0;
+	snprintf(now, sizeof(now), "(%llu", (unsigned long long)sk_sys_unix_ms());
+	for (size_t i = 0; i < r->element[1]->elements; i++) {
+		const struct redisReply *k = r->element[1]->element[i];
+
+		if (k->type == REDIS_REPLY_STRING &&
+		    sk_redis_cmdf(redis, on_zcount, NULL, "ZCOUNT %b %s +inf", k->str, k->len,
+				  now) == 0) {
+			rc.pending++;
+			rc.busy = true;
+		}
+	}
+	if (rc.pending == 0) {
+		if (!strcmp(rc.cursor, "0")) {
+			sk_gauge_set(rc.g_bindings, (double)rc.bindings);
+			sk_gauge_set(rc.g_aors, (double)rc.aors);
+			rc.walking = false;
+			rc.done_ms = sk_sys_unix_ms();
+		} else {
+			page();
+		}
+	}
+}
+
+static void page(void)
+{
+	struct sk_redis *redis = sk_daemon_redis(rc.r->d);
+	char match[300];
+
+	snprintf(match, sizeof(match), "%s:{*}:exp", rc.r->cluster);
+	if (sk_redis_cmdf(redis, on_scan, NULL, "SCAN %s MATCH %s COUNT " REG_COUNT_PAGE,
+			  rc.cursor, match) == 0)
+		rc.busy = true;
+	else
+		rc.walking = false;
+}
+
+static void tick(uv_timer_t *t)
+{
+	uint64_t now = sk_sys_unix_ms();
+
+	(void)t;
+	if (rc.walking || rc.busy || !sk_redis_ready(sk_daemon_redis(rc.r->d)) ||
+	    (rc.done_ms && now - rc.done_ms < rc.r->conf->count_interval))
+		return;
+	rc.walking = true;
+	rc.bindings = rc.aors = 0;
+	rc.started_ms = now;
+	strcpy(rc.cursor, "0");
+	page();
+}
+
+int reg_count_start(struct registrar *r)
+{
+	struct sk_metrics *m = sk_daemon_metrics(r->d);
+
+	rc.r = r;
+	rc.g_bindings = sk_metrics_gauge(m, "skein_registrar_bindings",
+					 "Live bindings in the cluster (counted every count_interval)",
+					 NULL, NULL);
+	rc.g_aors = sk_metrics_gauge(m, "skein_registrar_aors",
+				     "Addresses of record with a live binding (same walk)", NULL,
+				     NULL);
+	rc.timer = calloc(1, sizeof(*rc.timer));
+	if (!rc.timer)
+		return SK_ENOMEM;
+	uv_timer_init(sk_daemon_loop(r->d), rc.timer);
+	uv_timer_start(rc.timer, tick, 1000, 1000);
+	return 0;
+}
+
+static void timer_free(uv_handle_t *h)
+{
+	free(h);
+}
+
+void reg_count_stop(struct registrar *r)
+{
+	(void)r;
+	if (rc.timer) {
+		uv_close((uv_handle_t *)rc.timer, timer_free);
+		rc.timer = NULL;
+	}
+}
