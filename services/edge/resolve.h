@@ -89,8 +89,8 @@ void edge_resolver_close(struct edge_resolver *r);
  * edge_query_cancel, valid until cb has been called. Returns 0, or at once SK_EINVAL
  * (not a sip:/sips: URI, no host, bad port, no protos), SK_ECANCELED (the resolver is
  * closed) or SK_ENOMEM — and then cb is never called. */
-int edge_resolve(struct edge_resolver *r, const url_t *uri, unsigned protos,
-		 edge_resolve_cb *cb, void *arg, struct edge_query **qp);
+int edge_resolve(struct edge_resolver *r, const url_t *uri, unsigned protos, edge_resolve_cb *cb,
+		 void *arg, struct edge_query **qp);
 /* No callback for q after this. Harmless on NULL and from inside q's own callback. */
 void edge_query_cancel(struct edge_query *q);
 
