@@ -32,6 +32,19 @@ static struct reg_count rc;
 
 static void page(void);
 
+/* After a page: the next one, or the figures when the walk is over. */
+static void page_done(void)
+{
+	if (strcmp(rc.cursor, "0")) {
+		page();
+		return;
+	}
+	sk_gauge_set(rc.g_bindings, (double)rc.bindings);
+	sk_gauge_set(rc.g_aors, (double)rc.aors);
+	rc.walking = false;
+	rc.done_ms = sk_sys_unix_ms();
+}
+
 static void on_zcount(int err, struct redisReply *r, void *arg)
 {
 	(void)arg;
@@ -41,14 +54,7 @@ static void on_zcount(int err, struct redisReply *r, void *arg)
 	}
 	if (--rc.pending == 0) {
 		rc.busy = false;
-		if (!strcmp(rc.cursor, "0")) {
-			sk_gauge_set(rc.g_bindings, (double)rc.bindings);
-			sk_gauge_set(rc.g_aors, (double)rc.aors);
-			rc.walking = false;
-			rc.done_ms = sk_sys_unix_ms();
-		} else {
-			page();
-		}
+		page_done();
 	}
 }
 
@@ -78,16 +84,8 @@ static void on_scan(int err, struct redisReply *r, void *arg)
 			rc.busy = true;
 		}
 	}
-	if (rc.pending == 0) {
-		if (!strcmp(rc.cursor, "0")) {
-			sk_gauge_set(rc.g_bindings, (double)rc.bindings);
-			sk_gauge_set(rc.g_aors, (double)rc.aors);
-			rc.walking = false;
-			rc.done_ms = sk_sys_unix_ms();
-		} else {
-			page();
-		}
-	}
+	if (rc.pending == 0)
+		page_done();
 }
 
 static void page(void)
