@@ -13,7 +13,7 @@ PKGS=(
 	redis-server redis-tools openssl
 	# test: SIP peers nobody here wrote (sipp, baresip) and the Kamailio reference
 	libcmocka-dev nanomsg-utils python3 curl procps iproute2 cppcheck
-	sip-tester baresip-core baresip kamailio
+	sip-tester baresip-core baresip kamailio dnsmasq-base
 )
 
 missing=()

@@ -15,6 +15,7 @@
 #include "transport.h"
 #include "txn.h"
 #include "digest.h"
+#include "resolve.h"
 
 struct sk_redis_script;
 struct fork;
@@ -35,6 +36,9 @@ struct edge_conf {
 	uint64_t registrar_deadline;
 	char *server;         /* Server / User-Agent header value; "" = none */
 	bool symmetric;       /* UDP responses to the source address always */
+	char *dns_nameserver; /* "" = /etc/resolv.conf */
+	uint64_t dns_deadline;
+	bool dns_ipv6;
 };
 
 struct edge_metrics {
@@ -53,6 +57,8 @@ struct edge {
 	const char *member; /* "<node>/edge" */
 	struct edge_tp *tp;
 	struct edge_txl *txl;
+	struct edge_resolver *resolver;
+	unsigned protos; /* 1 << edge_proto of every listener */
 	struct sk_redis *redis;
 	struct sk_bus *bus;
 	struct sk_redis_script *lookup, *authinfo;

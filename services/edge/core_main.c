@@ -351,6 +351,22 @@ int edge_core_start(struct edge *e)
 		snprintf(e->host, sizeof(e->host), "%s", c->advertise);
 	lo.tp = e->tp;
 	lo.via_host = e->host;
+	for (int p = 0; p < EDGE_PROTO_MAX_; p++)
+		if (e->port[p])
+			e->protos |= 1u << p;
+	{
+		struct edge_resolver_opts ro = {
+			.nameserver = c->dns_nameserver[0] ? c->dns_nameserver : NULL,
+			.deadline_ms = c->dns_deadline,
+			.ipv6 = c->dns_ipv6,
+		};
+
+		err = edge_resolver_alloc(&e->resolver, e->loop, &ro);
+		if (err) {
+			SK_ERROR("DNS resolver: %s", sk_strerror(err));
+			return err;
+		}
+	}
 	err = edge_txl_alloc(&e->txl, e->loop, &lo);
 	if (!err)
 		err = edge_auth_setup(e);
@@ -400,6 +416,12 @@ void edge_core_stop(struct edge *e)
 	if (e->txl) {
 		edge_txl_close(e->txl);
 		edge_proxy_stop(e);
+	}
+	if (e->resolver) {
+		edge_resolver_close(e->resolver);
+		e->resolver = sk_deref(e->resolver);
+	}
+	if (e->txl) {
 		e->txl = sk_deref(e->txl);
 	}
 	if (e->tp) {

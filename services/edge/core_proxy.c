@@ -42,6 +42,10 @@ struct fork {
 	size_t next;                /* first binding not tried yet */
 	struct branch br[MAX_BRANCHES];
 	size_t nbr, pending;
+	char loop_tag[EDGE_BRANCH_TAG_MAX + 1]; /* §16.6 item 8, in our branches */
+	/* RFC 3263 targets of a URI (to_uri): tried in order on failure (§4.3) */
+	struct edge_target *targets;
+	size_t ntargets, tidx;
 	int best;     /* best final so far (§16.7 item 6), 0 none */
 	msg_t *best_msg; /* its response, or NULL when synthesized (408, 503) */
 };
@@ -56,6 +60,7 @@ static void fork_destroy(void *p)
 			f->br[i].ctx = sk_deref(f->br[i].ctx);
 		}
 	regdata_bindings_free(&f->bs);
+	free(f->targets);
 	if (f->best_msg)
 		msg_destroy(f->best_msg);
 	if (f->stx) {
@@ -144,6 +149,7 @@ static void cancel_pending(struct fork *f)
 }
 
 static int start_group(struct fork *f);
+static int next_target(struct fork *f);
 
 static void branch_done(struct fork *f)
 {
@@ -187,6 +193,11 @@ static void on_branch(struct edge_ctx *ctx, int status, msg_t *resp, int err, vo
 	}
 	br->done = true;
 	f->pending--;
+	/* RFC 3263 §4.3: a transport failure, a timeout or a 503 moves on to the next
+	 * target of the same URI. */
+	if (status >= 300 && (!resp || status == 503) && f->tidx + 1 < f->ntargets &&
+	    !f->final_sent && !f->canceled && next_target(f) == 0)
+		return;
 	if (status < 300) {
 		if (resp)
 			forward_resp(f, status, resp);
@@ -262,8 +273,8 @@ static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__
 	br = &f->br[f->nbr];
 	br->f = f;
 	br->done = false;
-	err = edge_ctx_start(e->txl, &br->ctx, m, d->proto, &d->addr, d->flow,
-			     d->tls_name[0] ? d->tls_name : NULL, on_branch, br);
+	err = edge_ctx_start_tagged(e->txl, &br->ctx, m, f->loop_tag, d->proto, &d->addr, d->flow,
+				    d->tls_name[0] ? d->tls_name : NULL, on_branch, br);
 	if (err)
 		return err;
 	sk_ref(br->ctx);
@@ -389,14 +400,69 @@ static void lookup(struct fork *f, const char *user, const char *domain)
 	}
 }
 
-/* Forward to one URI target (loose routing, in-dialog, other domains). */
+static void target_dest(const struct edge_target *t, struct edge_dest *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->proto = t->proto;
+	d->addr = t->addr;
+	snprintf(d->tls_name, sizeof(d->tls_name), "%s", t->name);
+}
+
+/* The next RFC 3263 target; 0 when a branch was started. */
+static int next_target(struct fork *f)
+{
+	while (++f->tidx < f->ntargets) {
+		struct edge_dest d;
+
+		target_dest(&f->targets[f->tidx], &d);
+		if (branch_start(f, NULL, NULL, &d) == 0)
+			return 0;
+	}
+	return SK_ENOENT;
+}
+
+static void on_resolved(int err, const struct edge_target *t, size_t n, void *arg)
+{
+	struct fork *f = arg;
+
+	if (f->ended || f->canceled) {
+		fork_end(f);
+	} else if (err || n == 0) {
+		SK_INFO("RFC 3263 resolution failed: %s", sk_strerror(err ? err : SK_ENOENT));
+		if (err == SK_ENOENT || n == 0)
+			send_final(f, 404, "Not Found (no DNS records for the target)");
+		else
+			send_final(f, 503, "Service Unavailable (cannot resolve the target)");
+		fork_end(f);
+	} else if (!(f->targets = malloc(n * sizeof(*t)))) {
+		send_final(f, 500, "Server Internal Error");
+		fork_end(f);
+	} else {
+		memcpy(f->targets, t, n * sizeof(*t));
+		f->ntargets = n;
+		f->tidx = (size_t)-1;
+		if (next_target(f)) {
+			send_final(f, 503, "Service Unavailable");
+			fork_end(f);
+		}
+	}
+	sk_deref(f); /* the reference of the query */
+}
+
+/* Forward to one URI target (loose routing, in-dialog, other domains); a host name
+ * is resolved by RFC 3263 (NAPTR, SRV, A) first. */
 static void to_uri(struct fork *f, const url_t *target)
 {
 	struct edge_dest d;
 	int err = edge_route_uri(f->e, target, &d);
 
-	if (err == SK_ENOTSUP) {
-		send_final(f, 503, "Service Unavailable (cannot resolve target)");
+	if (err == SK_ENOTSUP && target->url_host) {
+		err = edge_resolve(f->e->resolver, target, f->e->protos, on_resolved, sk_ref(f),
+				   NULL);
+		if (!err)
+			return;
+		sk_deref(f);
+		send_final(f, 503, "Service Unavailable (cannot resolve the target)");
 	} else if (err) {
 		send_final(f, 416, "Unsupported URI Scheme");
 	} else if ((err = branch_start(f, NULL, NULL, &d))) {
@@ -465,6 +531,62 @@ static void on_auth(struct edge *e, struct edge_stx *stx, bool ok, const char *u
 	sk_deref(f); /* the reference of the authentication */
 }
 
+/* RFC 3261 §16.6 item 8: a hash of what decides where a request goes, as received:
+ * Request-URI, top Route, Call-ID, From and To tags, CSeq number, Proxy-Require.
+ * (Proxy-Authorization is left out: we remove it when we consume it, so a request
+ * that comes back would otherwise look like a spiral.) FNV-1a, 64 bits. */
+static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
+{
+	uint64_t h = 1469598103934665603ull;
+	char buf[1024];
+	const msg_header_t *parts[3] = {(const msg_header_t *)sip->sip_route,
+					(const msg_header_t *)sip->sip_call_id,
+					(const msg_header_t *)sip->sip_proxy_require};
+	char num[16];
+
+	(void)msg;
+#define MIX(p, n)                                          \
+	for (size_t i_ = 0; i_ < (size_t)(n); i_++)       \
+		h = (h ^ (unsigned char)(p)[i_]) * 1099511628211ull;
+	url_e(buf, sizeof(buf), sip->sip_request->rq_url);
+	MIX(buf, strnlen(buf, sizeof(buf)));
+	for (int i = 0; i < 3; i++) {
+		buf[0] = 0;
+		if (parts[i])
+			msg_header_field_e(buf, sizeof(buf), parts[i], 0);
+		MIX(buf, strnlen(buf, sizeof(buf)));
+		h = (h ^ 0xff) * 1099511628211ull;
+	}
+	if (sip->sip_from && sip->sip_from->a_tag)
+		MIX(sip->sip_from->a_tag, strlen(sip->sip_from->a_tag));
+	h = (h ^ 0xfe) * 1099511628211ull;
+	if (sip->sip_to && sip->sip_to->a_tag)
+		MIX(sip->sip_to->a_tag, strlen(sip->sip_to->a_tag));
+	snprintf(num, sizeof(num), "%u", sip->sip_cseq->cs_seq);
+	MIX(num, strlen(num));
+#undef MIX
+	snprintf(out, EDGE_BRANCH_TAG_MAX + 1, "%016llx", (unsigned long long)h);
+}
+
+/* A Via of ours whose branch carries the same hash: the request came back unchanged
+ * (a loop, 482); a different hash is a spiral and goes on. */
+static bool looped(struct edge *e, sip_t *sip, const char *tag)
+{
+	for (const sip_via_t *v = sip->sip_via; v; v = v->v_next) {
+		const char *br = v->v_branch, *dot;
+		unsigned port = v->v_port ? (unsigned)atoi(v->v_port) : 5060;
+		bool ours = false;
+
+		if (!br || !v->v_host || strcasecmp(v->v_host, e->host))
+			continue;
+		for (int p = 0; p < EDGE_PROTO_MAX_; p++)
+			ours |= e->port[p] == port;
+		if (ours && (dot = strrchr(br, '.')) && !strcasecmp(dot + 1, tag))
+			return true;
+	}
+	return false;
+}
+
 void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 {
 	msg_t *msg = edge_stx_msg(stx);
@@ -476,6 +598,12 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 
 	if (!f) {
 		edge_reply(e, stx, 500, "Server Internal Error", NULL);
+		return;
+	}
+	loop_hash(msg, sip, f->loop_tag);
+	if (looped(e, sip, f->loop_tag)) {
+		send_final(f, 482, NULL);
+		fork_end(f);
 		return;
 	}
 	while (r && ours < 2 && edge_uri_is_us(e, r->r_url)) {

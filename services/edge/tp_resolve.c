@@ -277,14 +277,13 @@ static void deliver_cb(uv_timer_t *h)
 	uv_close((uv_handle_t *)h, query_close_cb);
 }
 
-/* Stops the walk: the lookups still out go to the orphans (sres answers them into the
- * void), the result is handed over on a later loop turn. */
-static void finish(struct edge_query *q, int err)
+/* The walk stops: sres has no cancel, so the lookups still out go to the resolver's
+ * orphans, whose answers are freed when they come (nta binds them to NULL instead,
+ * which leaves the answer arrays in the cache's home until the cache goes). */
+static void orphan_lookups(struct edge_query *q)
 {
 	struct lookup *l;
 
-	if (q->finished)
-		return;
 	q->finished = true;
 	while ((l = q->lookups)) {
 		unlink_lookup(l);
@@ -292,6 +291,15 @@ static void finish(struct edge_query *q, int err)
 		link_lookup(&q->r->orphans, l);
 	}
 	q->pending = 0;
+}
+
+/* The result is handed over on a later loop turn, never from the caller's stack (which
+ * may be sres's, or edge_resolve's). */
+static void finish(struct edge_query *q, int err)
+{
+	if (q->finished)
+		return;
+	orphan_lookups(q);
 	if (err != SK_ECANCELED) {
 		assemble(q);
 		if (q->n)
@@ -447,7 +455,7 @@ static void fallback_a(struct edge_query *q)
 static void on_srv(struct edge_query *q, const struct lookup *l, sres_record_t **ans,
 		   enum lk_status st)
 {
-	const sres_srv_record_t *v[MAX_SRV];
+	const sres_srv_record_t *v[MAX_SRV] = {NULL};
 	size_t n = 0;
 
 	q->srv_pending--;
@@ -523,7 +531,7 @@ static void srv_start(struct edge_query *q)
 /* RFC 3263 §4.1, RFC 3403 §4.1: flag "s", empty regexp, a service we have. */
 static void on_naptr(struct edge_query *q, sres_record_t **ans, enum lk_status st)
 {
-	const sres_naptr_record_t *v[MAX_NAPTR];
+	const sres_naptr_record_t *v[MAX_NAPTR] = {NULL};
 	size_t n = 0;
 
 	if (st == ST_NXDOMAIN) {
@@ -820,16 +828,8 @@ void edge_query_cancel(struct edge_query *q)
 	if (!q || q->cancelled || q->delivered)
 		return;
 	q->cancelled = true;
-	if (!q->finished) {
-		q->finished = true;
-		while (q->lookups) {
-			struct lookup *l = q->lookups;
-
-			unlink_lookup(l);
-			l->q = NULL;
-			link_lookup(&q->r->orphans, l);
-		}
-	}
+	if (!q->finished)
+		orphan_lookups(q);
 	unlink_query(q);
 	uv_close((uv_handle_t *)q->timer, query_close_cb);
 }

@@ -159,6 +159,12 @@ typedef void(edge_ctx_cb)(struct edge_ctx *ctx, int status, msg_t *resp, int err
 int edge_ctx_start(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req, enum edge_proto p,
 		   const struct edge_addr *dst, uint64_t flow, const char *tls_name, edge_ctx_cb *cb,
 		   void *arg);
+/* The same, with tag (up to EDGE_BRANCH_TAG_MAX hex digits) appended to the branch
+ * after a '.': the proxy's loop-detection hash (RFC 3261 §16.6 item 8). */
+#define EDGE_BRANCH_TAG_MAX 16
+int edge_ctx_start_tagged(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req,
+			  const char *tag, enum edge_proto p, const struct edge_addr *dst,
+			  uint64_t flow, const char *tls_name, edge_ctx_cb *cb, void *arg);
 /* CANCEL an INVITE ctx (§9.1); no-op after a final response or for non-INVITE. The
  * ctx then gets the 487 (or whatever final comes) through its callback as usual.
  * Never calls back. Timer C (§16.8) also sends a CANCEL when it fires after a

@@ -236,6 +236,13 @@ int edge_ctx_start(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req, enum 
 		   const struct edge_addr *dst, uint64_t flow, const char *tls_name,
 		   edge_ctx_cb *cb, void *arg)
 {
+	return edge_ctx_start_tagged(l, ctxp, req, NULL, p, dst, flow, tls_name, cb, arg);
+}
+
+int edge_ctx_start_tagged(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req,
+			  const char *tag, enum edge_proto p, const struct edge_addr *dst,
+			  uint64_t flow, const char *tls_name, edge_ctx_cb *cb, void *arg)
+{
 	sip_t *sip = req ? sip_object(req) : NULL;
 	struct edge_addr local;
 	struct edge_ctx *ctx = NULL;
@@ -273,6 +280,13 @@ int edge_ctx_start(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req, enum 
 	ctx->cb = cb;
 	ctx->arg = arg;
 	edge_branch_new(ctx->branch);
+	if (tag && strlen(tag) <= EDGE_BRANCH_TAG_MAX &&
+	    strspn(tag, "0123456789abcdefABCDEF") == strlen(tag)) {
+		size_t n = strlen(ctx->branch);
+
+		ctx->branch[n] = '.';
+		memcpy(ctx->branch + n + 1, tag, strlen(tag) + 1);
+	}
 	/* Our Via (§8.1.1.7, §18.1.1; RFC 3581 §3: rport asks for symmetric responses). */
 	host = l->via_host ? l->via_host : ip;
 	v6 = strchr(host, ':') && host[0] != '[';

@@ -144,7 +144,7 @@ struct edge_ctx {
 	bool invite, prov, final, cancel_wanted, cancel_sent, released;
 	sip_method_t method;
 	const char *method_name; /* for extension methods, in req */
-	char branch[EDGE_BRANCH_SIZE];
+	char branch[EDGE_BRANCH_SIZE + 1 + EDGE_BRANCH_TAG_MAX];
 	msg_t *req;	  /* NULL for our own CANCELs */
 	char *data, *ack; /* request and ACK bytes (malloc'd) */
 	size_t len, ack_len;

@@ -168,10 +168,20 @@ static int dns_start(void)
 		snprintf(path, sizeof(path), "--conf-file=%s", conf);
 		dns_pid = fork();
 		if (dns_pid == 0) {
+			/* root: stay root (dnsmasq would switch to "nobody"); else it keeps us */
+			char *av[] = {"dnsmasq",
+				      "--keep-in-foreground",
+				      path,
+				      portarg,
+				      "--listen-address=127.0.0.1",
+				      "--pid-file=",
+				      "--log-queries",
+				      logarg,
+				      geteuid() == 0 ? "--user=root" : NULL,
+				      NULL};
+
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
-			execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", path, portarg,
-			      "--listen-address=127.0.0.1", "--pid-file=", "--log-queries", logarg,
-			      geteuid() == 0 ? "--user=root" : "--log-async=0", (char *)NULL);
+			execv("/usr/sbin/dnsmasq", av);
 			_exit(127);
 		}
 		for (int i = 0; i < 50 && dns_pid > 0; i++) {

@@ -196,3 +196,35 @@ def digest_register(port, user, password, contact, *, domain=None, expires=3600,
         return c.recv_final(3), chals
     finally:
         c.close()
+
+
+def digest_request(port, method, ruri, user, password, *, domain=None, extra="", body="",
+                   alg="MD5", ctype="text/plain"):
+    """An out-of-dialog request from user@domain through 127.0.0.1:port, answering a
+    407 (or 401) challenge of algorithm `alg` once. Returns the final Msg (or None)."""
+    import hashlib
+    domain = domain or DOMAIN
+    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
+    c = RawSip()
+    try:
+        call_id = f"{method.lower()}-{user}-{time.monotonic_ns()}"
+        base = dict(frm=f"<sip:{user}@{domain}>;tag=d1", call_id=call_id)
+        hdrs = extra + (f"Content-Type: {ctype}\r\n" if body else "")
+        c.send(port, request(method, ruri, c.port, extra=hdrs, body=body, cseq=1, **base))
+        r = c.recv_final(5)
+        if r is None or r.status not in (401, 407):
+            return r
+        name = "proxy-authenticate" if r.status == 407 else "www-authenticate"
+        ch = next(_challenge(x) for x in r.hdr(name) if _challenge(x).get("algorithm") == alg)
+        ha1 = h(f"{user}:{ch['realm']}:{password}".encode()).hexdigest()
+        ha2 = h(f"{method}:{ruri}".encode()).hexdigest()
+        cnonce, nc = "0b5e11c9", "00000001"
+        resp = h(f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+        hname = "Proxy-Authorization" if r.status == 407 else "Authorization"
+        auth = (f'{hname}: Digest username="{user}", realm="{ch["realm"]}", '
+                f'nonce="{ch["nonce"]}", uri="{ruri}", response="{resp}", algorithm={alg}, '
+                f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n')
+        c.send(port, request(method, ruri, c.port, extra=hdrs + auth, body=body, cseq=2, **base))
+        return c.recv_final(15)
+    finally:
+        c.close()

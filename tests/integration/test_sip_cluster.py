@@ -8,7 +8,7 @@ client without credentials, an unknown user and a non-local caller get."""
 import sipplib
 from sipplib import SippServer, register, sipp
 from skeinlib import http, metric, run, tmpdir, wait_for
-from sipcluster import DOMAIN, Cluster
+from sipcluster import DOMAIN, Cluster, RawSip, request
 
 USERS = (("alice", "alice-pw"), ("callee", "callee-pw"), ("ringer", "ringer-pw"),
          ("busy", "busy-pw"), ("inbox", "inbox-pw"))
@@ -169,6 +169,43 @@ def test_message_and_routing_answers():
         assert not r.ok and code in r.trace.responses("MESSAGE"), (target, r.explain())
 
 
+def test_loop_detected_spiral_allowed():
+    """RFC 3261 §16.3 item 4 / §16.6 item 8: the edge puts a hash of what routes the
+    request in its branch; the same request coming back with that Via is a loop (482),
+    with another hash a spiral (forwarded)."""
+    c = Cluster(1, users=USERS, edge_extra=SIPP_EDGE)
+    tmp = tmpdir()
+    inbox = SippServer("msg_uas.xml", workdir=tmp, domain=DOMAIN).start()
+    register(c.addr(0), "inbox", PW["inbox"], inbox.addr, workdir=tmp, domain=DOMAIN)
+    port = c.sip[0]
+    cli = RawSip()
+    frm = "<sip:someone@198.51.100.9>;tag=lp1"
+
+    def message(extra="", call_id="loop-call-1"):
+        cli.send(port, request("MESSAGE", f"sip:inbox@{DOMAIN}", cli.port, frm=frm,
+                               call_id=call_id, extra=extra + "Content-Type: text/plain\r\n",
+                               body="loop?"))
+        return cli.recv_final(3)
+
+    r = message()
+    assert r is not None and r.status == 200, r and r.start
+    inbox.wait_received("MESSAGE")
+    via = inbox.trace.find(request="MESSAGE")[0].headers("Via")[0]
+    branch = [p.split("=", 1)[1] for p in via.split(";") if p.startswith("branch=")][0]
+    assert "." in branch, via
+    tag = branch.rsplit(".", 1)[1]
+    ours = f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKearlier.{{}};rport\r\n"
+    r = message(ours.format(tag))
+    assert r is not None and r.status == 482, r and r.start
+    # our Via with another hash: a spiral, forwarded (a new call for the sipp UAS)
+    r = message(ours.format("0123456789abcdef" if tag != "0123456789abcdef" else "1" * 16),
+                call_id="loop-call-2")
+    assert r is not None and r.status == 200, r and r.start
+    cli.close()
+    inbox.stop()
+
+
 if __name__ == "__main__":
     run([test_register_refresh_unregister, test_call_across_edges, test_cancel_and_busy,
-         test_invite_retransmission_answered_once, test_message_and_routing_answers])
+         test_invite_retransmission_answered_once, test_message_and_routing_answers,
+         test_loop_detected_spiral_allowed])
