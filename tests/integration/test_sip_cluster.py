@@ -8,7 +8,7 @@ client without credentials, an unknown user and a non-local caller get."""
 import sipplib
 from sipplib import SippServer, register, sipp
 from skeinlib import http, metric, run, tmpdir, wait_for
-from sipcluster import DOMAIN, Cluster, RawSip, request
+from sipcluster import DOMAIN, Cluster, RawSip, digest_register, request
 
 USERS = (("alice", "alice-pw"), ("callee", "callee-pw"), ("ringer", "ringer-pw"),
          ("busy", "busy-pw"), ("inbox", "inbox-pw"))
@@ -79,6 +79,62 @@ def test_register_refresh_unregister():
         assert not r.ok and r.trace.responses("REGISTER") == [401, 401], r.explain()
     st, text = http(c.nodes[0].http["edge"], "/metrics")
     assert metric(text, "skein_edge_auth_total", 'result="failed"') >= 2, text
+
+
+def test_register_policy_over_the_wire():
+    """RFC 3261 §10.3 answers as a phone sees them (SHA-256 digest, RFC 8760): 423 with
+    Min-Expires, the per-AOR limit (403), an out-of-order CSeq (500), and the 200
+    listing every binding with its own expires; a user registering another user's AOR
+    is refused (403)."""
+    c = Cluster(1, users=USERS + (("mallory", "m-pw"),), edge_extra=SIPP_EDGE)
+    port = c.sip[0]
+    r, _ = digest_register(port, "alice", PW["alice"], "<sip:alice@127.0.0.1:5999>",
+                           expires=10)
+    assert r.status == 423 and r.hdr("min-expires") == ["60"], (r.start, r.headers)
+    r, _ = digest_register(port, "alice", PW["alice"],
+                           "<sip:alice@127.0.0.1:6001>;expires=120, <sip:alice@127.0.0.1:6002>;q=0.4",
+                           expires=300, call_id="pol-1", cseq=10)
+    assert r.status == 200, r.start
+    got = sorted(r.hdr("contact"))
+    assert len(got) == 2 and "expires=120" in got[0] and "expires=300" in got[1], got
+    assert "q=0.400" in got[1], got
+    # the same Call-ID with a lower CSeq is out of order
+    r, _ = digest_register(port, "alice", PW["alice"], "<sip:alice@127.0.0.1:6001>",
+                           call_id="pol-1", cseq=2)
+    assert r.status == 500 and "CSeq" in r.start, r.start
+    # max_contacts (10 by default): 9 more bindings are one too many
+    many = ", ".join(f"<sip:alice@127.0.0.1:{7000 + i}>" for i in range(9))
+    r, _ = digest_register(port, "alice", PW["alice"], many, call_id="pol-2", cseq=1)
+    assert r.status == 403, r.start
+    assert len(contacts(c, "alice")) == 2
+    # mallory authenticates as herself but tries alice's AOR
+    r, _ = digest_register_as(port, "mallory", "m-pw", "alice")
+    assert r.status == 403, r.start
+
+
+def digest_register_as(port, user, pw, aor_user):
+    """user's credentials on a REGISTER whose To is aor_user@DOMAIN."""
+    import hashlib
+    cli = RawSip()
+    try:
+        base = dict(to=f"<sip:{aor_user}@{DOMAIN}>", frm=f"<sip:{user}@{DOMAIN}>;tag=x",
+                    call_id="as-1")
+        extra = "Contact: <sip:x@127.0.0.1:6100>\r\n"
+        cli.send(port, request("REGISTER", f"sip:{DOMAIN}", cli.port, extra=extra, **base))
+        ch = cli.recv_final(3)
+        wa = [x for x in ch.hdr("www-authenticate") if "MD5" in x][0]
+        nonce = wa.split('nonce="')[1].split('"')[0]
+        ha1 = hashlib.md5(f"{user}:{DOMAIN}:{pw}".encode()).hexdigest()
+        ha2 = hashlib.md5(f"REGISTER:sip:{DOMAIN}".encode()).hexdigest()
+        resp = hashlib.md5(f"{ha1}:{nonce}:00000001:c1:auth:{ha2}".encode()).hexdigest()
+        auth = (f'Authorization: Digest username="{user}", realm="{DOMAIN}", nonce="{nonce}", '
+                f'uri="sip:{DOMAIN}", response="{resp}", qop=auth, nc=00000001, cnonce="c1", '
+                f'algorithm=MD5\r\n')
+        cli.send(port, request("REGISTER", f"sip:{DOMAIN}", cli.port, extra=extra + auth,
+                               cseq=2, **base))
+        return cli.recv_final(3), None
+    finally:
+        cli.close()
 
 
 def test_call_across_edges():
@@ -206,6 +262,7 @@ def test_loop_detected_spiral_allowed():
 
 
 if __name__ == "__main__":
-    run([test_register_refresh_unregister, test_call_across_edges, test_cancel_and_busy,
+    run([test_register_refresh_unregister, test_register_policy_over_the_wire,
+         test_call_across_edges, test_cancel_and_busy,
          test_invite_retransmission_answered_once, test_message_and_routing_answers,
          test_loop_detected_spiral_allowed])
