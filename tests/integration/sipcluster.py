@@ -41,7 +41,9 @@ class Cluster:
         for i in range(n):
             port = free_udp_tcp_port()
             extra = {"listen_udp": f"127.0.0.1:{port}", "listen_tcp": f"127.0.0.1:{port}",
-                     "auth_secret": SECRET, "t1": "100ms", "registrar_deadline": "2s"}
+                     "auth_secret": SECRET, "t1": "100ms", "registrar_deadline": "2s",
+                     # never the machine's resolver: a closed loopback port fails fast
+                     "dns_nameserver": "127.0.0.1:9", "dns_deadline": "2s"}
             extra.update(edge_extra or {})
             node = Node(self.tmp, self.redis, f"n{i + 1}", roles=("edge", "registrar"),
                         extra="drain_timeout = 2s\nnode_timeout = 3s",

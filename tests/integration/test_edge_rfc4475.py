@@ -62,7 +62,9 @@ def test_torture_messages_over_udp():
         if want == DROP:
             ok = not got
         elif want == 0:
-            ok = bool(finals) and not (set(finals) & SANITY)
+            # accepted: answered, and not by the sanity checks (a request routed to a
+            # name may get only its 100 before the probe's answer)
+            ok = bool(got) and not (set(got) & SANITY)
         else:
             ok = finals == [want] or (f == "dblreq.dat" and want in finals)
         print(f"  {f:16s} expected {want!s:5s} got {got}")
