@@ -23,7 +23,7 @@ struct fork;
 /* [edge] section (docs/configuration.md). */
 struct edge_conf {
 	struct sk_role_conf role;
-	char *listen_udp, *listen_tcp, *listen_tls;
+	char *listen_udp, *listen_tcp, *listen_tls, *listen_ws, *listen_wss, *ws_origins;
 	char *tls_cert, *tls_key, *tls_ca;
 	char *advertise;      /* host for Via/Record-Route; "" = the listen address */
 	char *auth_secret;    /* nonce HMAC key shared by all edges; "" = kept in Redis */

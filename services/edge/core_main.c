@@ -299,6 +299,9 @@ int edge_core_start(struct edge *e)
 		.udp = c->listen_udp,
 		.tcp = c->listen_tcp,
 		.tls = c->listen_tls,
+		.ws = c->listen_ws,
+		.wss = c->listen_wss,
+		.ws_origins = c->ws_origins,
 		.tls_cert = c->tls_cert,
 		.tls_key = c->tls_key,
 		.tls_ca = c->tls_ca,
@@ -374,8 +377,9 @@ int edge_core_start(struct edge *e)
 		err = edge_domains_start(e);
 	if (err)
 		return err;
-	SK_NOTICE("SIP on %s udp:%u tcp:%u tls:%u", e->host, e->port[EDGE_PROTO_UDP],
-		  e->port[EDGE_PROTO_TCP], e->port[EDGE_PROTO_TLS]);
+	SK_NOTICE("SIP on %s udp:%u tcp:%u tls:%u ws:%u wss:%u", e->host, e->port[EDGE_PROTO_UDP],
+		  e->port[EDGE_PROTO_TCP], e->port[EDGE_PROTO_TLS], e->port[EDGE_PROTO_WS],
+		  e->port[EDGE_PROTO_WSS]);
 	return 0;
 }
 

@@ -14,7 +14,8 @@
 
 enum edge_transport {
 	EDGE_UDP,    /* one datagram: the message ends where the datagram ends */
-	EDGE_STREAM, /* TCP/TLS/WS byte stream: Content-Length frames the message */
+	EDGE_STREAM, /* TCP/TLS byte stream: Content-Length frames the message (a WebSocket
+		      * message is one SIP message: EDGE_UDP) */
 };
 
 struct edge_verdict {

@@ -16,6 +16,10 @@ const char *edge_proto_name(enum edge_proto p)
 		return "tcp";
 	case EDGE_PROTO_TLS:
 		return "tls";
+	case EDGE_PROTO_WS:
+		return "ws";
+	case EDGE_PROTO_WSS:
+		return "wss";
 	default:
 		return "?";
 	}
@@ -30,6 +34,10 @@ const char *edge_proto_via(enum edge_proto p)
 		return "TCP";
 	case EDGE_PROTO_TLS:
 		return "TLS";
+	case EDGE_PROTO_WS: /* RFC 7118 §5.2.1 */
+		return "WS";
+	case EDGE_PROTO_WSS:
+		return "WSS";
 	default:
 		return "?";
 	}

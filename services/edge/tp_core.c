@@ -1,5 +1,6 @@
 /* tp_core: the transport object — listeners from the options, the flow table, send
- * dispatch, statistics and metrics. The protocols live in tp_udp/tp_stream/tp_tls. */
+ * dispatch, statistics and metrics. The protocols live in tp_udp/tp_stream/tp_tls and
+ * tp_ws/tp_ws_http (WebSocket). */
 #include <stdio.h>
 #include <string.h>
 #include "skein/sk_err.h"
@@ -181,6 +182,7 @@ static void tp_destroy(void *data)
 	tp_tls_free(tp);
 	sk_deref(tp->spare);
 	sk_deref(tp->tls_ca);
+	sk_deref(tp->ws_origins);
 	sk_deref(tp->by_id);
 	sk_deref(tp->by_addr);
 }
@@ -212,6 +214,7 @@ static void metrics_init(struct edge_tp *tp, struct sk_metrics *m, const char *p
 	snprintf(n, sizeof(n), "%s_rx_dropped_total", prefix);
 	tp->m.dropped =
 	    sk_metrics_counter(m, n, "Received bytes dropped without an answer", NULL, NULL);
+	tp_ws_metrics(tp, m, prefix);
 }
 
 static bool set(const char *s)
@@ -226,8 +229,9 @@ int edge_tp_alloc(struct edge_tp **tpp, uv_loop_t *loop, const struct edge_tp_op
 
 	if (!tpp || !loop || !o || !o->on_msg)
 		return SK_EINVAL;
-	if (set(o->tls) && (!set(o->tls_cert) || !set(o->tls_key))) {
-		SK_ERROR("tls listener %s needs tls_cert and tls_key", o->tls);
+	if ((set(o->tls) || set(o->wss)) && (!set(o->tls_cert) || !set(o->tls_key))) {
+		SK_ERROR("%s listener %s needs tls_cert and tls_key", set(o->tls) ? "tls" : "wss",
+			 set(o->tls) ? o->tls : o->wss);
 		return SK_EINVAL;
 	}
 	tp = sk_zalloc(sizeof(*tp), tp_destroy);
@@ -239,6 +243,7 @@ int edge_tp_alloc(struct edge_tp **tpp, uv_loop_t *loop, const struct edge_tp_op
 	 * except the CA file, needed when the first outbound TLS connection is made. */
 	tp->o.udp = tp->o.tcp = tp->o.tls = tp->o.tls_cert = tp->o.tls_key = NULL;
 	tp->o.tls_ca = tp->o.metrics_prefix = NULL;
+	tp->o.ws = tp->o.wss = tp->o.ws_origins = NULL;
 	tp->o.metrics = NULL;
 	if (!tp->o.max_msg_size)
 		tp->o.max_msg_size = 65535;
@@ -248,6 +253,12 @@ int edge_tp_alloc(struct edge_tp **tpp, uv_loop_t *loop, const struct edge_tp_op
 		tp->o.connect_timeout_ms = 5000;
 	if (!tp->o.max_conns)
 		tp->o.max_conns = 10000;
+	if (!tp->o.ws_max_frame)
+		tp->o.ws_max_frame = 65535;
+	if (set(o->ws_origins) && !(tp->ws_origins = sk_strdup(o->ws_origins))) {
+		err = SK_ENOMEM;
+		goto out;
+	}
 	if (set(o->tls_ca) && !(tp->tls_ca = sk_strdup(o->tls_ca))) {
 		err = SK_ENOMEM;
 		goto out;
@@ -262,14 +273,21 @@ int edge_tp_alloc(struct edge_tp **tpp, uv_loop_t *loop, const struct edge_tp_op
 		goto out;
 	if (set(o->tcp) && (err = tp_stream_listen(tp, EDGE_PROTO_TCP, o->tcp)))
 		goto out;
-	if (set(o->tls)) {
+	if (set(o->tls) || set(o->wss)) {
+		/* One server context for TLS and WSS. */
 		tp->o.tls_cert = o->tls_cert;
 		tp->o.tls_key = o->tls_key;
 		err = tp_tls_init_server(tp);
 		tp->o.tls_cert = tp->o.tls_key = NULL;
-		if (err || (err = tp_stream_listen(tp, EDGE_PROTO_TLS, o->tls)))
+		if (err)
 			goto out;
 	}
+	if (set(o->tls) && (err = tp_stream_listen(tp, EDGE_PROTO_TLS, o->tls)))
+		goto out;
+	if (set(o->ws) && (err = tp_stream_listen(tp, EDGE_PROTO_WS, o->ws)))
+		goto out;
+	if (set(o->wss) && (err = tp_stream_listen(tp, EDGE_PROTO_WSS, o->wss)))
+		goto out;
 out:
 	if (err) {
 		edge_tp_close(tp);
@@ -284,8 +302,8 @@ void edge_tp_stop_accepting(struct edge_tp *tp)
 {
 	if (!tp)
 		return;
-	tp_stream_unlisten(tp, EDGE_PROTO_TCP);
-	tp_stream_unlisten(tp, EDGE_PROTO_TLS);
+	for (int p = EDGE_PROTO_TCP; p < EDGE_PROTO_MAX_; p++)
+		tp_stream_unlisten(tp, (enum edge_proto)p);
 }
 
 void edge_tp_close(struct edge_tp *tp)
@@ -295,9 +313,15 @@ void edge_tp_close(struct edge_tp *tp)
 	tp->closing = true;
 	edge_tp_stop_accepting(tp);
 	tp_udp_close(tp);
-	for (size_t i = 0; i < tp->nbuckets; i++)
-		while (tp->by_id[i])
-			tp_flow_close(tp->by_id[i], SK_ECANCELED);
+	for (size_t i = 0; i < tp->nbuckets; i++) {
+		struct tp_flow *f;
+
+		while ((f = tp->by_id[i])) {
+			if (f->ws)
+				tp_ws_going_away(f); /* best effort: a 1001 if it fits the socket */
+			tp_flow_close(f, SK_ECANCELED);
+		}
+	}
 }
 
 bool edge_tp_local(const struct edge_tp *tp, enum edge_proto p, struct edge_addr *out)
@@ -312,7 +336,11 @@ bool edge_tp_local(const struct edge_tp *tp, enum edge_proto p, struct edge_addr
 int edge_tp_send(struct edge_tp *tp, enum edge_proto p, const struct edge_addr *dst, uint64_t flow,
 		 const char *tls_name, const void *data, size_t len, uint64_t cookie)
 {
-	if (!tp || (!data && len) || p < 0 || p >= EDGE_PROTO_MAX_ || (!flow && !dst))
+	if (!tp || (!data && len) || p < 0 || p >= EDGE_PROTO_MAX_)
+		return SK_EINVAL;
+	if (tp_is_ws(p) && !flow)
+		return SK_ENOTSUP; /* the browser is the client: nothing to connect to */
+	if (!flow && !dst)
 		return SK_EINVAL;
 	if (len > TP_WQ_MAX)
 		return SK_EMSGSIZE;

@@ -11,7 +11,20 @@ enum {
 	TP_STREAM_SLACK = 1024,	 /* receive buffer cap: max_msg_size + this */
 	TP_WQ_MAX = 1024 * 1024, /* bytes queued per flow before it is closed */
 	TP_UDP_MAX = 65507,	 /* largest UDP payload over IPv4 */
+	TP_WS_HEAD_MAX = 8192,	 /* WebSocket upgrade request head */
+	TP_WS_CODES = 9,	 /* close codes counted apart (tp_ws.c), "other" last */
 };
+
+/* TLS under the stream (TLS, WSS); WebSocket framing over it (WS, WSS). */
+static inline bool tp_is_tls(enum edge_proto p)
+{
+	return p == EDGE_PROTO_TLS || p == EDGE_PROTO_WSS;
+}
+
+static inline bool tp_is_ws(enum edge_proto p)
+{
+	return p == EDGE_PROTO_WS || p == EDGE_PROTO_WSS;
+}
 
 struct sk_counter;
 struct sk_gauge;
@@ -26,6 +39,7 @@ struct edge_tp {
 	bool has[EDGE_PROTO_MAX_];
 	SSL_CTX *srv_ctx, *cli_ctx;
 	char *tls_ca;			   /* copied from the options */
+	char *ws_origins;		   /* copied; NULL: any Origin */
 	struct tp_flow **by_id, **by_addr; /* flow table: two chained hashes */
 	size_t nbuckets, nflows;
 	struct edge_tp_stats st;
@@ -33,6 +47,7 @@ struct edge_tp {
 		struct sk_counter *rx[EDGE_PROTO_MAX_], *tx[EDGE_PROTO_MAX_];
 		struct sk_counter *refused, *tls_fail, *keepalives, *dropped;
 		struct sk_gauge *conns;
+		struct sk_counter *ws_ok, *ws_rejected, *ws_close[TP_WS_CODES];
 	} m;
 	bool closing;
 	char rxbuf[TP_RXBUF]; /* shared: filled and consumed within one read callback */
@@ -78,6 +93,30 @@ struct tp_flow {
 	SSL *ssl;
 	BIO *rbio, *wbio;
 	char *tls_name; /* outbound: the name verified (NULL: none) */
+	struct tp_ws *ws; /* WS/WSS: the WebSocket layer's state (tp_ws.c) */
+};
+
+enum ws_state {
+	WS_HTTP,    /* reading the upgrade request */
+	WS_OPEN,    /* frames */
+	WS_CLOSING, /* close frame sent (or the upgrade refused): nothing more */
+};
+
+/* A WebSocket connection: where the frame parser is (RFC 6455 §5.2), the message
+ * being reassembled (§5.4) and the close handshake (§5.5.1). */
+struct tp_ws {
+	enum ws_state state;
+	size_t scan;	     /* WS_HTTP: the head was searched up to here */
+	bool in_frame, fin;  /* a frame header was read; its FIN bit */
+	uint8_t op;	     /* its opcode */
+	uint8_t mask[4];     /* its masking key */
+	uint64_t flen, got;  /* its payload length, bytes of it read */
+	uint8_t mop;	     /* opcode of the message being reassembled, 0: none */
+	char *msg;	     /* the message: [0, mlen) unmasked */
+	size_t mlen, mcap;
+	uint8_t ctl[125];    /* a control frame's payload (§5.5: at most 125 bytes) */
+	int last_status;     /* verdict of the last SIP message delivered */
+	bool close_sent;
 };
 
 /* tp_core.c */
@@ -113,6 +152,8 @@ void tp_flow_close(struct tp_flow *f, int err);
 void tp_flow_drain(struct tp_flow *f);
 /* Writes bytes (ciphertext for TLS) now, or queues a copy; 0 or an error. */
 int tp_flow_write(struct tp_flow *f, const void *data, size_t len, uint64_t cookie);
+/* Plaintext onto the byte stream of a flow that is up: through TLS for TLS/WSS. */
+int tp_flow_put(struct tp_flow *f, const void *data, size_t len, uint64_t cookie);
 /* The connection (and handshake) is up: pending sends go out. */
 void tp_flow_up(struct tp_flow *f);
 /* Frames and delivers what is buffered in f->buf. */
@@ -132,5 +173,32 @@ int tp_tls_send(struct tp_flow *f, const void *data, size_t len, uint64_t cookie
 void tp_tls_flow_free(struct tp_flow *f);
 /* Queues close_notify (RFC 8446 §6.1) on a flow that is up. */
 void tp_tls_shutdown(struct tp_flow *f);
+
+/* tp_ws.c: WebSocket framing (RFC 6455 §5) on WS/WSS flows */
+int tp_ws_flow_init(struct tp_flow *f);
+void tp_ws_flow_free(struct tp_flow *f);
+/* The upgrade is done (frames flow). */
+bool tp_ws_open(const struct tp_flow *f);
+/* Consumes what is buffered in f->buf: the upgrade request, then frames. */
+void tp_ws_parse(struct tp_flow *f);
+/* One SIP message as one frame; SK_ENOTCONN before the upgrade or after a close. */
+int tp_ws_send(struct tp_flow *f, const void *data, size_t len, uint64_t cookie);
+/* Sends the close frame (1000, or 1002/1009 after a 400/513 verdict) if none was;
+ * called by tp_flow_drain before the stream is shut down. */
+void tp_ws_shutdown(struct tp_flow *f);
+/* The transport closes: a close frame 1001 (RFC 6455 §7.4.1) before the hard close. */
+void tp_ws_going_away(struct tp_flow *f);
+void tp_ws_metrics(struct edge_tp *tp, struct sk_metrics *m, const char *prefix);
+/* RFC 3629: s[0, n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+bool tp_utf8_valid(const void *s, size_t n);
+
+/* tp_ws_http.c: the opening handshake (RFC 6455 §4.2, RFC 7118 §4.1) */
+/* Reads the upgrade request at f->buf[0]: > 0 the bytes of it once the connection is
+ * upgraded (101 sent), 0 while it is incomplete, < 0 when it was refused (answered;
+ * the flow drains). */
+long tp_ws_handshake(struct tp_flow *f);
+/* Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2 item 5.4): base64(SHA-1(key ||
+ * GUID)), 28 characters and a NUL into out. */
+void tp_ws_accept_key(const char *key, size_t len, char out[29]);
 
 #endif

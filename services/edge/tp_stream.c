@@ -1,6 +1,6 @@
-/* tp_stream: TCP (and the socket side of TLS) — listeners, accepted and outbound
- * connections ("flows"), Content-Length framing, CRLF keep-alives, write queues and
- * timeouts. */
+/* tp_stream: TCP (and the socket side of TLS, WS and WSS) — listeners, accepted and
+ * outbound connections ("flows"), Content-Length framing, CRLF keep-alives, write
+ * queues and timeouts. WebSocket framing sits on top in tp_ws.c. */
 #include <string.h>
 #include <strings.h>
 #include "skein/sk_err.h"
@@ -37,6 +37,7 @@ static void flow_destroy(void *data)
 		sk_deref(pd);
 	}
 	tp_tls_flow_free(f);
+	tp_ws_flow_free(f);
 	sk_deref(f->buf);
 	sk_deref(f->tls_name);
 	sk_deref(f->tp);
@@ -97,7 +98,7 @@ static struct tp_flow *flow_new(struct edge_tp *tp, enum edge_proto p)
 	f->pend_tail = &f->pend;
 	f->tcp = sk_zalloc(sizeof(*f->tcp), NULL);
 	f->timer = sk_zalloc(sizeof(*f->timer), NULL);
-	if (!f->tcp || !f->timer) {
+	if (!f->tcp || !f->timer || (tp_is_ws(p) && tp_ws_flow_init(f))) {
 		sk_deref(f->tcp);
 		sk_deref(f->timer);
 		return sk_deref(f);
@@ -195,11 +196,16 @@ int tp_flow_write(struct tp_flow *f, const void *data, size_t len, uint64_t cook
 	return 0;
 }
 
-/* Plaintext to a flow that is up. */
+int tp_flow_put(struct tp_flow *f, const void *data, size_t len, uint64_t cookie)
+{
+	return tp_is_tls(f->proto) ? tp_tls_send(f, data, len, cookie)
+				   : tp_flow_write(f, data, len, cookie);
+}
+
+/* A SIP message to a flow that is up. */
 static int flow_send_now(struct tp_flow *f, const void *data, size_t len, uint64_t cookie)
 {
-	return f->proto == EDGE_PROTO_TLS ? tp_tls_send(f, data, len, cookie)
-					  : tp_flow_write(f, data, len, cookie);
+	return f->ws ? tp_ws_send(f, data, len, cookie) : tp_flow_put(f, data, len, cookie);
 }
 
 static int flow_send(struct tp_flow *f, const void *data, size_t len, uint64_t cookie)
@@ -241,6 +247,11 @@ static void on_timer(uv_timer_t *t)
 		if (f->state == F_HANDSHAKE)
 			TP_COUNT(tp, tls_fail, tls_handshake_failures);
 		tp_flow_close(f, SK_ETIMEDOUT);
+	} else if (f->ws && !tp_ws_open(f)) {
+		/* The upgrade request did not come whole within connect_timeout_ms. */
+		SK_DEBUG("%s: WebSocket upgrade timed out", flow_str(f, s, sizeof(s)));
+		TP_COUNT(tp, ws_rejected, ws_rejected);
+		tp_flow_close(f, SK_ETIMEDOUT);
 	} else if (idle >= tp->o.idle_timeout_ms) {
 		SK_DEBUG("%s: idle, closing", flow_str(f, s, sizeof(s)));
 		tp_flow_close(f, SK_ETIMEDOUT);
@@ -257,7 +268,9 @@ void tp_flow_up(struct tp_flow *f)
 
 	f->state = F_UP;
 	f->last_io = uv_now(f->tp->loop);
-	uv_timer_start(f->timer, on_timer, f->tp->o.idle_timeout_ms, 0);
+	/* WS: first the upgrade, bounded like a connect; on_timer then goes idle. */
+	uv_timer_start(f->timer, on_timer,
+		       f->ws ? f->tp->o.connect_timeout_ms : f->tp->o.idle_timeout_ms, 0);
 	while (f->state == F_UP && (pd = f->pend)) {
 		f->pend = pd->next;
 		if (!f->pend)
@@ -294,7 +307,9 @@ void tp_flow_drain(struct tp_flow *f)
 	}
 	f->draining = true;
 	f->rx_broken = true; /* tp_flow_parse() empties the buffer */
-	if (f->proto == EDGE_PROTO_TLS)
+	if (f->ws)
+		tp_ws_shutdown(f); /* the close frame goes before close_notify and FIN */
+	if (tp_is_tls(f->proto) && f->state == F_UP)
 		tp_tls_shutdown(f);
 	if (f->state == F_CLOSED)
 		return;
@@ -334,7 +349,7 @@ static size_t crlf(struct tp_flow *f, const char *p, size_t n)
 {
 	if (n >= 4 && !memcmp(p, "\r\n\r\n", 4)) {
 		TP_COUNT(f->tp, keepalives, keepalives);
-		(void)flow_send_now(f, "\r\n", 2, 0);
+		(void)tp_flow_put(f, "\r\n", 2, 0);
 		return 4;
 	}
 	if (n < 4 && !memcmp(p, "\r\n\r\n", n))
@@ -423,6 +438,10 @@ void tp_flow_parse(struct tp_flow *f)
 	size_t off = 0;
 	char s[96];
 
+	if (f->ws) {
+		tp_ws_parse(f); /* the WebSocket layer frames the messages */
+		return;
+	}
 	rx.proto = f->proto;
 	rx.src = f->remote;
 	rx.local = f->local;
@@ -491,7 +510,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	(void)suggested;
 	/* TLS ciphertext and bytes after a framing error go through the shared buffer;
 	 * plain TCP is read straight into the flow's buffer. */
-	if (f->proto == EDGE_PROTO_TLS || f->rx_broken)
+	if (tp_is_tls(f->proto) || f->rx_broken)
 		*b = uv_buf_init(f->tp->rxbuf, sizeof(f->tp->rxbuf));
 	else
 		*b = uv_buf_init(f->buf + f->len, (unsigned)tp_flow_space(f));
@@ -514,7 +533,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (nread == 0 || f->state == F_CLOSED)
 		return;
 	f->last_io = uv_now(f->tp->loop);
-	if (f->proto == EDGE_PROTO_TLS) {
+	if (tp_is_tls(f->proto)) {
 		tp_tls_input(f, b->base, (size_t)nread);
 	} else if (!f->rx_broken) {
 		f->len += (size_t)nread;
@@ -527,7 +546,7 @@ static int flow_start(struct tp_flow *f)
 	int err = uv_read_start((uv_stream_t *)f->tcp, on_alloc, on_read);
 
 	uv_tcp_nodelay(f->tcp, 1); /* SIP messages are small and latency-bound */
-	if (!err && f->proto == EDGE_PROTO_TLS) {
+	if (!err && tp_is_tls(f->proto)) {
 		f->state = F_HANDSHAKE;
 		uv_timer_start(f->timer, on_timer, f->tp->o.connect_timeout_ms, 0);
 		err = tp_tls_start(f);
@@ -569,12 +588,14 @@ static void refuse_oom(struct edge_tp *tp, uv_stream_t *s, enum edge_proto p)
 static void on_connection(uv_stream_t *s, int status)
 {
 	struct edge_tp *tp = s->data;
-	enum edge_proto p =
-	    s == (uv_stream_t *)tp->lsn[EDGE_PROTO_TLS] ? EDGE_PROTO_TLS : EDGE_PROTO_TCP;
+	enum edge_proto p = EDGE_PROTO_TCP;
 	int len = sizeof(struct sockaddr_storage), err;
 	struct tp_flow *f;
 	char d[96];
 
+	for (int i = EDGE_PROTO_TCP; i < EDGE_PROTO_MAX_; i++)
+		if (s == (uv_stream_t *)tp->lsn[i])
+			p = (enum edge_proto)i;
 	if (status < 0) {
 		SK_WARN("%s listener: %s", edge_proto_name(p), uv_strerror(status));
 		return;

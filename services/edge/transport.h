@@ -1,5 +1,6 @@
 /* transport: the edge's SIP transports on the daemon's libuv loop — UDP, TCP and TLS
- * (OpenSSL, TLS 1.2 minimum) listeners, inbound and outbound connections ("flows").
+ * (OpenSSL, TLS 1.2 minimum) listeners, inbound and outbound connections ("flows"), and
+ * WebSocket (WS, and WSS over TLS) listeners for browser clients (RFC 7118, RFC 6455).
  *
  * Receiving: every datagram, and every message framed out of a stream (Content-Length,
  * RFC 3261 §18.3), goes through edge_sip_check() and is handed to on_msg with its
@@ -18,9 +19,27 @@
  * connection is up; a failure is reported through on_send_error with the caller's
  * cookie, at most once per send).
  *
+ * WebSocket (RFC 7118): the edge is only the server. A WS/WSS connection is a flow like
+ * a TCP one once the HTTP upgrade succeeded (RFC 6455 §4.2; subprotocol "sip", RFC 7118
+ * §4.1; Origin checked against ws_origins); a refused upgrade is answered (400, 403,
+ * 426) and the connection closed. Each WebSocket message, text or binary (RFC 7118
+ * §4.2), is exactly one SIP message (§5.1): it is checked with EDGE_UDP semantics (the
+ * message ends where the WebSocket message ends; Content-Length optional, a body
+ * shorter than it announces is a 400) and reaches on_msg like a TCP one (rx.proto
+ * WS/WSS, rx.flow set). A verdict of 400/513 does not break the framing here; the
+ * core may still close the flow, and edge_tp_flow_close sends a close frame first
+ * (1002 after a 400, 1009 after a 513, else 1000). Sending needs the flow (flow 0:
+ * SK_ENOTSUP) and writes one unmasked frame per message: text, or binary when the
+ * message is not UTF-8 (RFC 7118 §4.2). Ping is answered with pong, close is echoed
+ * and the connection closed; a WebSocket message of exactly CRLFCRLF (RFC 5626 keep-
+ * alive, used by SIP.js) gets a message of one CRLF. Protocol errors close with 1002,
+ * a frame above ws_max_frame or a message above max_msg_size with 1009, a text
+ * message that is not UTF-8 with 1007 (RFC 6455 §7.4.1, §8.1).
+ *
  * Limits: max_msg_size (513 from edge_sip_check above it), per-connection receive
  * buffer capped at max_msg_size, idle connections closed after idle_timeout_ms,
- * total connections capped at max_conns (new ones refused at accept).
+ * total connections capped at max_conns (new ones refused at accept). A WebSocket
+ * upgrade request must fit in 8 KiB and arrive within connect_timeout_ms.
  *
  * Thread: the daemon's loop only. Callbacks fire from the loop. */
 #ifndef SKEIN_EDGE_TRANSPORT_H
@@ -40,12 +59,15 @@ enum edge_proto {
 	EDGE_PROTO_UDP,
 	EDGE_PROTO_TCP,
 	EDGE_PROTO_TLS,
+	EDGE_PROTO_WS,	/* RFC 7118: SIP over WebSocket, server side only */
+	EDGE_PROTO_WSS, /* the same over TLS */
 	EDGE_PROTO_MAX_,
 };
-/* "udp", "tcp", "tls" (lower case, for transport= and logs); "UDP"... for Via. */
+/* "udp", "tcp", "tls", "ws", "wss" (lower case, for transport= and logs); "UDP"...
+ * "WS", "WSS" for Via (RFC 7118 §5.2.1). */
 const char *edge_proto_name(enum edge_proto p);
 const char *edge_proto_via(enum edge_proto p);
-/* From "udp"/"UDP"/"tcp"/"tls" (any case); SK_EINVAL otherwise. */
+/* From "udp"/"UDP"/"tcp"/"tls"/"ws"/"wss" (any case); SK_EINVAL otherwise. */
 int edge_proto_parse(const char *s, enum edge_proto *p);
 
 /* A socket address of either family. */
@@ -93,10 +115,15 @@ struct edge_tp_opts {
 	const char *udp;	 /* "127.0.0.1:5060" or "" for none */
 	const char *tcp;
 	const char *tls;
-	const char *tls_cert;	 /* PEM files; required when tls is set */
+	const char *ws;		 /* WebSocket listeners (RFC 7118), "" for none */
+	const char *wss;	 /* over TLS: uses tls_cert and tls_key */
+	const char *ws_origins;	 /* allowed Origin values, comma-separated; "" or NULL:
+				  * any. A request without Origin (not a browser) passes */
+	size_t ws_max_frame;	 /* largest frame payload, default 65535 (1009 above) */
+	const char *tls_cert;	 /* PEM files; required when tls or wss is set */
 	const char *tls_key;
 	const char *tls_ca;	 /* CA file for outbound verification; "" = system */
-	size_t max_msg_size;	 /* default 65535 */
+	size_t max_msg_size;	 /* default 65535; over WS: the reassembled message */
 	uint64_t idle_timeout_ms; /* default 600000 (0 = default) */
 	uint64_t connect_timeout_ms; /* default 5000 */
 	size_t max_conns;	 /* default 10000 */
@@ -111,8 +138,9 @@ struct edge_tp_opts {
 /* Binds the listeners (an error names the address at fault through the log and
  * returns SK_EADDRINUSE, SK_EINVAL, SK_ETLS...). */
 int edge_tp_alloc(struct edge_tp **tpp, uv_loop_t *loop, const struct edge_tp_opts *o);
-/* Stops listening, closes every connection; handles close on the loop; the object is
- * freed when they have (sk_deref by the caller after close). */
+/* Stops listening, closes every connection (WS/WSS: after a close frame 1001, best
+ * effort); handles close on the loop; the object is freed when they have (sk_deref by
+ * the caller after close). */
 void edge_tp_close(struct edge_tp *tp);
 /* Stop accepting new connections (drain); existing flows stay. */
 void edge_tp_stop_accepting(struct edge_tp *tp);
@@ -122,8 +150,9 @@ void edge_tp_stop_accepting(struct edge_tp *tp);
 bool edge_tp_local(const struct edge_tp *tp, enum edge_proto p, struct edge_addr *out);
 
 /* Sends one message. flow != 0: on that connection (SK_ENOTCONN at once when it is
- * gone — the caller answers 430/480). flow == 0: UDP from the UDP listener, or a
- * TCP/TLS connection to dst (reused or new). For TLS, tls_name is the name to verify
+ * gone — the caller answers 430/480; over WS/WSS one frame). flow == 0: UDP from the
+ * UDP listener, or a TCP/TLS connection to dst (reused or new); WS/WSS: SK_ENOTSUP
+ * (the edge never connects out over WebSocket). For TLS, tls_name is the name to verify
  * (RFC 5922; NULL: no verification — only for addresses given as IP literals in
  * config). cookie identifies the send in on_send_error (0: not reported). Returns 0
  * when queued, or an error now (SK_ENOTCONN, SK_EINVAL, SK_ENOMEM, SK_EMSGSIZE for a
@@ -135,7 +164,8 @@ int edge_tp_send(struct edge_tp *tp, enum edge_proto p, const struct edge_addr *
 bool edge_tp_flow_info(const struct edge_tp *tp, uint64_t flow, enum edge_proto *p,
 		       struct edge_addr *remote);
 /* Closes a flow gracefully: it is gone for edge_tp_send/edge_tp_flow_info at once, what
- * is queued is still written (TLS: then close_notify), FIN is sent and input is
+ * is queued is still written (WS: then a close frame, RFC 6455 §5.5.1; TLS: then
+ * close_notify), FIN is sent and input is
  * discarded until the peer closes (at most connect_timeout_ms); on_flow_closed fires
  * then, never from inside this call. */
 void edge_tp_flow_close(struct edge_tp *tp, uint64_t flow);
@@ -144,6 +174,7 @@ struct edge_tp_stats {
 	uint64_t rx_msgs[EDGE_PROTO_MAX_], tx_msgs[EDGE_PROTO_MAX_];
 	uint64_t conns_open, conns_total, conns_refused, tls_handshake_failures;
 	uint64_t rx_dropped, keepalives;
+	uint64_t ws_upgrades, ws_rejected; /* WebSocket handshakes */
 };
 void edge_tp_stats(const struct edge_tp *tp, struct edge_tp_stats *st);
 /* Connections open now (drain and metrics). */
