@@ -258,7 +258,9 @@ static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__
 	}
 	/* RFC 3327 §5.4: the Path of the binding becomes the route set. */
 	for (size_t i = b ? b->n_path : 0; i > 0; i--) {
-		sip_route_t *r = sip_route_make(home, b->path[i - 1]);
+		const char *pv = b->path[i - 1];
+		char *rv = pv[0] == '<' ? su_strdup(home, pv) : su_sprintf(home, "<%s>", pv);
+		sip_route_t *r = rv ? sip_route_make(home, rv) : NULL;
 
 		if (r)
 			msg_header_prepend(m, (msg_pub_t *)sip, (msg_header_t **)&sip->sip_route,
@@ -307,11 +309,22 @@ static int binding_dest(struct edge *e, const Skein__Sip__V1__Binding *b, struct
 	}
 	if (strcmp(b->edge, e->member))
 		sk_counter_inc(e->m.cross_edge);
-	snprintf(buf, sizeof(buf), "%s", b->received[0] ? b->received : b->contact);
+	/* RFC 3327 §5.4: with a Path the request goes to its first hop (as a Route). */
+	if (b->n_path)
+		snprintf(buf, sizeof(buf), "%s", b->path[0]);
+	else
+		snprintf(buf, sizeof(buf), "%s", b->received[0] ? b->received : b->contact);
+	if (buf[0] == '<') {
+		char *end = strchr(buf, '>');
+
+		memmove(buf, buf + 1, strlen(buf));
+		if (end)
+			end[-1] = 0;
+	}
 	if (url_d(u, buf) < 0)
 		return SK_EINVAL;
 	err = edge_route_uri(e, u, d);
-	if (!err && b->received[0] && b->transport[0])
+	if (!err && !b->n_path && b->received[0] && b->transport[0])
 		edge_proto_parse(b->transport, &d->proto);
 	return err;
 }

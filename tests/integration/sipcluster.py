@@ -165,11 +165,14 @@ def _challenge(hdr):
 
 
 def digest_register(port, user, password, contact, *, domain=None, expires=3600, alg="SHA-256",
-                    call_id=None, cseq=1):
+                    call_id=None, cseq=1, extra_headers="", wait_s=0.0, replay=False):
     """REGISTER user@domain with `contact` (a full Contact value, e.g.
     '<sip:u@127.0.0.1:5070>;q=0.5') through 127.0.0.1:port, answering the 401 with the
     challenge of algorithm `alg` (RFC 7616 digest, qop=auth). Returns (final Msg, the
-    challenge headers seen)."""
+    challenge headers seen). extra_headers go into both REGISTERs; wait_s passes
+    between the challenge and the answer (to let a nonce age); replay=True sends the
+    authenticated REGISTER a second time, same nonce and nonce-count, and returns
+    the answer to that copy."""
     import hashlib
     domain = domain or DOMAIN
     h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
@@ -178,7 +181,7 @@ def digest_register(port, user, password, contact, *, domain=None, expires=3600,
         call_id = call_id or f"reg-{user}-{time.monotonic_ns()}"
         base = dict(to=f"<sip:{user}@{domain}>", frm=f"<sip:{user}@{domain}>;tag=r{cseq}",
                     call_id=call_id)
-        extra = f"Contact: {contact}\r\nExpires: {expires}\r\n"
+        extra = f"Contact: {contact}\r\nExpires: {expires}\r\n" + extra_headers
         c.send(port, request("REGISTER", f"sip:{domain}", c.port, extra=extra, cseq=cseq, **base))
         r = c.recv_final(3)
         if r is None or r.status != 401:
@@ -193,9 +196,16 @@ def digest_register(port, user, password, contact, *, domain=None, expires=3600,
         auth = (f'Authorization: Digest username="{user}", realm="{ch["realm"]}", '
                 f'nonce="{ch["nonce"]}", uri="{uri}", response="{resp}", algorithm={alg}, '
                 f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n')
+        if wait_s:
+            time.sleep(wait_s)  # a nonce ages by the clock: nothing to poll for
         c.send(port, request("REGISTER", f"sip:{domain}", c.port, extra=extra + auth,
                              cseq=cseq + 1, **base))
-        return c.recv_final(3), chals
+        r = c.recv_final(3)
+        if replay:
+            c.send(port, request("REGISTER", f"sip:{domain}", c.port, extra=extra + auth,
+                                 cseq=cseq + 2, **base))
+            r = c.recv_final(3)
+        return r, chals
     finally:
         c.close()
 

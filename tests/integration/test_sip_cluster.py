@@ -112,6 +112,41 @@ def test_register_policy_over_the_wire():
     assert r.status == 403, r.start
 
 
+def test_nonce_stale_replay_and_path():
+    """Nonces age into stale=true (RFC 7616 §3.3), a replayed nonce-count is refused
+    (a fresh 401), and a REGISTER's Path (RFC 3327) is echoed in the 200 and becomes
+    the route of requests to that binding."""
+    c = Cluster(1, users=USERS, edge_extra=dict(SIPP_EDGE, nonce_ttl="1s"))
+    tmp = tmpdir()
+    port = c.sip[0]
+    r, _ = digest_register(port, "alice", PW["alice"], "<sip:alice@127.0.0.1:6201>", wait_s=2.2)
+    assert r.status == 401 and any("stale=true" in h for h in r.hdr("www-authenticate")), \
+        (r.start, r.hdr("www-authenticate"))
+    r, _ = digest_register(port, "alice", PW["alice"], "<sip:alice@127.0.0.1:6201>",
+                           replay=True)
+    assert r.status == 401 and not any("stale=true" in h for h in r.hdr("www-authenticate")), \
+        r.start
+    st, text = http(c.nodes[0].http["edge"], "/metrics")
+    assert metric(text, "skein_edge_auth_total", 'result="failed"') >= 1, text
+
+    # Path: the callee registers through a "proxy" (a sipp UAS standing in for it)
+    edge_proxy = SippServer("msg_uas.xml", workdir=tmp, domain=DOMAIN).start()
+    path = f"<sip:outbound@{edge_proxy.addr};lr>"
+    r, _ = digest_register(port, "inbox", PW["inbox"], "<sip:inbox@127.0.0.1:6202>",
+                           extra_headers=f"Path: {path}\r\nSupported: path\r\n")
+    assert r.status == 200 and r.hdr("path") == [path], (r.start, r.hdr("path"))
+    rows = c.ctl("reg", "show", f"inbox@{DOMAIN}")["bindings"]
+    assert rows[0]["path"] == [path.strip("<>")] or rows[0]["path"] == [path], rows
+    r = sipp("msg.xml", c.addr(0), service="inbox", user="alice", password=PW["alice"],
+             workdir=tmp, domain=DOMAIN)
+    assert r.ok, r.explain()
+    edge_proxy.wait_received("MESSAGE")
+    m = edge_proxy.trace.find(request="MESSAGE")[0]
+    assert m.text.startswith("MESSAGE sip:inbox@127.0.0.1:6202"), m.text
+    assert m.header("Route") == path, m.text
+    edge_proxy.stop()
+
+
 def digest_register_as(port, user, pw, aor_user):
     """user's credentials on a REGISTER whose To is aor_user@DOMAIN."""
     import hashlib
@@ -159,6 +194,19 @@ def test_call_across_edges():
         inv = uas.trace.find(request="INVITE")[0]
         assert inv.header("Proxy-Authorization") is None, "credentials consumed at the edge"
         assert res.successful == 1, res.explain()
+    # UDP caller, TCP callee: the edge records itself twice, once per transport
+    # (RFC 5658 §4), the callee-facing entry on top
+    uas = SippServer("uas.xml", transport="t1", workdir=tmp, domain=DOMAIN).start()
+    register(e2, "callee", PW["callee"], uas.addr, transport="t1", workdir=tmp, domain=DOMAIN)
+    r = sipp("uac_call.xml", e1, service="callee", user="alice", password=PW["alice"],
+             transport="u1", workdir=tmp, extra=["-d", "200"], domain=DOMAIN)
+    assert r.ok, r.explain()
+    rr = ",".join(r.trace.find(status=200, method="INVITE")[0].headers("Record-Route"))
+    entries = [x.strip() for x in rr.split(",")]
+    assert len(entries) == 2 and "transport=tcp" in entries[0] and \
+        "transport=udp" in entries[1] and all(e1 in x for x in entries), entries
+    uas.wait_received("BYE")
+    uas.stop()
     st, text = http(c.nodes[0].http["edge"], "/metrics")
     assert metric(text, "skein_edge_forwarded_cross_edge_total") >= 1, text
     # nothing left behind: every forking context ended
@@ -265,4 +313,4 @@ if __name__ == "__main__":
     run([test_register_refresh_unregister, test_register_policy_over_the_wire,
          test_call_across_edges, test_cancel_and_busy,
          test_invite_retransmission_answered_once, test_message_and_routing_answers,
-         test_loop_detected_spiral_allowed])
+         test_loop_detected_spiral_allowed, test_nonce_stale_replay_and_path])
