@@ -14,7 +14,13 @@ PKGS=(
 	# test: SIP peers nobody here wrote (sipp, baresip) and the Kamailio reference
 	libcmocka-dev nanomsg-utils python3 curl procps iproute2 cppcheck
 	sip-tester baresip-core baresip kamailio dnsmasq-base
+	# test: a real browser for JsSIP over WebSocket (playwright-core and jssip come
+	# from npm into the build tree, tests/integration/browserlib.py)
+	chromium fonts-liberation nodejs
 )
+
+# npm comes with nodesource's nodejs; Debian's own nodejs needs the npm package.
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

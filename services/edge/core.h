@@ -46,6 +46,7 @@ struct edge_metrics {
 	struct sk_counter *resp[6]; /* by class 1..6 sent */
 	struct sk_counter *auth_fail, *auth_ok, *rejected, *forwarded, *cross_edge;
 	struct sk_counter *malformed_resp, *reg_ok, *reg_fail;
+	struct sk_counter *relayed_out, *relayed_in, *unreachable;
 	struct sk_histogram *reg_latency;
 };
 
@@ -122,6 +123,16 @@ void edge_proxy_cancel(struct edge *e, struct edge_stx *invite);
 void edge_proxy_stateless(struct edge *e, msg_t *msg, const struct edge_rx *rx);
 void edge_proxy_stop(struct edge *e);
 
+/* core_relay.c: flows held by other edges (RFC 5626), over the bus. */
+#define EDGE_FLOW_REMOTE (1ull << 62)
+bool edge_relay_is_remote(uint64_t flow);
+uint64_t edge_relay_handle(const char *member, uint64_t flow);
+bool edge_member_alive(struct edge *e, const char *member);
+int edge_relay_send(void *arg, enum edge_proto p, const struct edge_addr *dst, uint64_t flow,
+		    const char *tls_name, const void *data, size_t len, uint64_t cookie);
+bool edge_relay_back(struct edge *e, msg_t *msg);
+int edge_relay_start(struct edge *e);
+
 /* core_route.c: where a request goes next. */
 struct edge_dest {
 	enum edge_proto proto;
@@ -132,9 +143,22 @@ struct edge_dest {
 /* Resolves a SIP URI with an IP literal host (A/AAAA names: SK_ENOTSUP for now is
  * answered 502/503 by the caller). */
 int edge_route_uri(struct edge *e, const url_t *u, struct edge_dest *d);
-/* Adds Record-Route (twice when the transport changes, RFC 5658 §4). */
+/* Adds Record-Route (twice when the transport changes, RFC 5658 §4, or when the
+ * callee is reached through a flow: token then names it, RFC 5626 §5.3). */
 int edge_route_record(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto in,
-		      enum edge_proto out);
+		      enum edge_proto out, const char *token);
+/* A flow named in a Route entry of ours. */
+struct edge_flow_ref {
+	bool valid;
+	uint64_t flow;
+	char member[128];
+};
+int edge_flow_token(struct edge *e, const char *member, uint64_t flow, char *out, size_t size);
+bool edge_flow_token_parse(struct edge *e, const char *user, struct edge_flow_ref *ref);
+/* Our own entries at the top of a route set (up to two): how many, the first entry
+ * beyond them (*next), and the flow a request from the caller's side must take. */
+int edge_route_self(struct edge *e, const sip_route_t *r, const sip_route_t **next,
+		    struct edge_flow_ref *ref);
 /* Removes the Route entries naming us (RFC 3261 §16.4); returns how many. */
 int edge_route_pop_self(struct edge *e, msg_t *msg, sip_t *sip);
 

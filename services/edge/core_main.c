@@ -281,6 +281,16 @@ static void metrics_setup(struct edge *e)
 	e->m.cross_edge = sk_metrics_counter(mx, "skein_edge_forwarded_cross_edge_total",
 					     "Requests to bindings registered through another edge",
 					     NULL, NULL);
+	e->m.relayed_out = sk_metrics_counter(mx, "skein_edge_relayed_total",
+					      "SIP messages handed between edges over the bus",
+					      "direction", "out");
+	e->m.relayed_in = sk_metrics_counter(mx, "skein_edge_relayed_total",
+					     "SIP messages handed between edges over the bus",
+					     "direction", "in");
+	e->m.unreachable = sk_metrics_counter(mx, "skein_edge_bindings_unreachable_total",
+					      "Bindings skipped: their flow or the edge holding it "
+					      "is gone",
+					      NULL, NULL);
 	e->m.reg_ok = sk_metrics_counter(mx, "skein_edge_registrations_total",
 					 "REGISTER results", "result", "ok");
 	e->m.reg_fail = sk_metrics_counter(mx, "skein_edge_registrations_total",
@@ -331,8 +341,12 @@ int edge_core_start(struct edge *e)
 		/* core_proxy answers 100 once the caller is authenticated, so that a
 		 * challenge is not preceded by a useless 100 (as Kamailio does). */
 		.tu_sends_trying = true,
+		/* requests for flows other edges hold go over the bus (core_relay.c) */
+		.send = edge_relay_send,
+		.send_arg = e,
 	};
 	struct edge_addr a;
+	char via_param[160];
 	int err;
 
 	e->loop = sk_daemon_loop(e->d);
@@ -354,6 +368,10 @@ int edge_core_start(struct edge *e)
 		snprintf(e->host, sizeof(e->host), "%s", c->advertise);
 	lo.tp = e->tp;
 	lo.via_host = e->host;
+	/* our member id in our Vias: a response that comes up a flow another edge holds
+	 * finds its way back to us */
+	snprintf(via_param, sizeof(via_param), ";sk-edge=\"%s\"", e->member);
+	lo.via_param = via_param;
 	for (int p = 0; p < EDGE_PROTO_MAX_; p++)
 		if (e->port[p])
 			e->protos |= 1u << p;
@@ -375,6 +393,8 @@ int edge_core_start(struct edge *e)
 		err = edge_auth_setup(e);
 	if (!err)
 		err = edge_domains_start(e);
+	if (!err)
+		err = edge_relay_start(e);
 	if (err)
 		return err;
 	SK_NOTICE("SIP on %s udp:%u tcp:%u tls:%u ws:%u wss:%u", e->host, e->port[EDGE_PROTO_UDP],

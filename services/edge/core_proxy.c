@@ -28,6 +28,8 @@ struct branch {
 	struct fork *f;
 	struct edge_ctx *ctx;
 	bool done;
+	/* sent down a flow whose phone may also be reached at its contact */
+	const Skein__Sip__V1__Binding *contact_fallback;
 };
 
 struct fork {
@@ -150,6 +152,7 @@ static void cancel_pending(struct fork *f)
 
 static int start_group(struct fork *f);
 static int next_target(struct fork *f);
+static int contact_branch(struct fork *f, const Skein__Sip__V1__Binding *b);
 
 static void branch_done(struct fork *f)
 {
@@ -198,6 +201,11 @@ static void on_branch(struct edge_ctx *ctx, int status, msg_t *resp, int err, vo
 	if (status >= 300 && (!resp || status == 503) && f->tidx + 1 < f->ntargets &&
 	    !f->final_sent && !f->canceled && next_target(f) == 0)
 		return;
+	/* The flow was gone (here or on the edge holding it): a phone without Outbound
+	 * still listens where its contact says. */
+	if (status >= 300 && !resp && err == SK_ENOTCONN && br->contact_fallback &&
+	    !f->final_sent && !f->canceled && contact_branch(f, br->contact_fallback) == 0)
+		return;
 	if (status < 300) {
 		if (resp)
 			forward_resp(f, status, resp);
@@ -220,7 +228,7 @@ static void on_branch(struct edge_ctx *ctx, int status, msg_t *resp, int err, vo
 
 /* One copy of the request to one target (§16.6). ruri NULL keeps the Request-URI. */
 static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__Binding *b,
-			const struct edge_dest *d)
+			const struct edge_dest *d, const char *token)
 {
 	struct edge *e = f->e;
 	msg_t *m;
@@ -267,7 +275,7 @@ static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__
 					   (msg_header_t *)r);
 	}
 	if (f->record_route)
-		edge_route_record(e, m, sip, f->in, d->proto);
+		edge_route_record(e, m, sip, f->in, d->proto, token);
 	/* Our credentials were used up here (§22.3). */
 	if (f->authed && sip->sip_proxy_authorization)
 		msg_header_remove_all(m, (msg_pub_t *)sip,
@@ -275,6 +283,7 @@ static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__
 	br = &f->br[f->nbr];
 	br->f = f;
 	br->done = false;
+	br->contact_fallback = NULL;
 	err = edge_ctx_start_tagged(e->txl, &br->ctx, m, f->loop_tag, d->proto, &d->addr, d->flow,
 				    d->tls_name[0] ? d->tls_name : NULL, on_branch, br);
 	if (err)
@@ -286,29 +295,76 @@ static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__
 	return 0;
 }
 
-/* Where a binding is reached: down its flow when this edge holds it, else at the
- * NAT source address it registered from, else at its contact. */
-static int binding_dest(struct edge *e, const Skein__Sip__V1__Binding *b, struct edge_dest *d)
+/* The phone may also listen where its contact says (a TCP phone without Outbound):
+ * only a connection nobody can open again is lost with its flow — behind NAT, a
+ * browser's WebSocket, an Outbound registration (reg-id, RFC 5626). */
+static bool contact_reachable(const Skein__Sip__V1__Binding *b)
+{
+	return !b->received[0] && strcmp(b->transport, "ws") && strcmp(b->transport, "wss") &&
+	       !b->reg_id;
+}
+
+/* A stream transport this edge has for a transaction whose hop another edge makes:
+ * the binding's own when we listen on it, else TCP (reliable: no retransmissions
+ * over the bus), else whatever we have. */
+static enum edge_proto relay_proto(struct edge *e, const char *transport)
+{
+	enum edge_proto p;
+
+	if (!edge_proto_parse(transport, &p) && p != EDGE_PROTO_UDP && e->port[p])
+		return p;
+	for (p = EDGE_PROTO_TCP; p < EDGE_PROTO_MAX_; p++)
+		if (e->port[p])
+			return p;
+	return EDGE_PROTO_UDP;
+}
+
+/* Down a flow: ours, or another edge's through the bus (core_relay.c). SK_ENOTCONN
+ * when it is gone or its edge is. token (may be NULL) gets the Record-Route user
+ * that brings in-dialog requests back to the flow. */
+static int flow_dest(struct edge *e, const char *member, uint64_t flow, const char *transport,
+		     struct edge_dest *d, char *token, size_t tsize)
+{
+	memset(d, 0, sizeof(*d));
+	if (!strcmp(member, e->member)) {
+		if (!edge_tp_flow_info(e->tp, flow, &d->proto, &d->addr))
+			return SK_ENOTCONN;
+		d->flow = flow;
+	} else {
+		if (!edge_member_alive(e, member))
+			return SK_ENOTCONN;
+		d->flow = edge_relay_handle(member, flow);
+		if (!d->flow)
+			return SK_ENOTCONN;
+		d->proto = relay_proto(e, transport);
+		sk_counter_inc(e->m.cross_edge);
+	}
+	return token ? edge_flow_token(e, member, flow, token, tsize) : 0;
+}
+
+/* Where a binding is reached: down its flow (this edge's, or the edge's that holds
+ * it, RFC 5626), else at its Path's first hop, else at the NAT source address it
+ * registered from, else at its contact. A flow whose edge is gone makes the binding
+ * unreachable until the phone registers again (not a 32 s timeout). */
+static int binding_dest(struct edge *e, const Skein__Sip__V1__Binding *b, struct edge_dest *d,
+			char *token, size_t tsize)
 {
 	url_t u[1];
 	char buf[512];
 	int err;
 
-	if (b->flow[0] && !strcmp(b->edge, e->member)) {
-		enum edge_proto p;
-		struct edge_addr a;
-		uint64_t flow = strtoull(b->flow, NULL, 10);
-
-		if (edge_tp_flow_info(e->tp, flow, &p, &a)) {
-			memset(d, 0, sizeof(*d));
-			d->proto = p;
-			d->addr = a;
-			d->flow = flow;
+	token[0] = 0;
+	if (b->flow[0] && !b->n_path) {
+		err = flow_dest(e, b->edge, strtoull(b->flow, NULL, 10), b->transport, d, token,
+				tsize);
+		if (!err)
 			return 0;
+		token[0] = 0;
+		if (!contact_reachable(b)) {
+			sk_counter_inc(e->m.unreachable);
+			return err;
 		}
 	}
-	if (strcmp(b->edge, e->member))
-		sk_counter_inc(e->m.cross_edge);
 	/* RFC 3327 §5.4: with a Path the request goes to its first hop (as a Route). */
 	if (b->n_path)
 		snprintf(buf, sizeof(buf), "%s", b->path[0]);
@@ -338,17 +394,34 @@ static int start_group(struct fork *f)
 	while (f->next < f->bs.n) {
 		const Skein__Sip__V1__Binding *b = f->bs.b[f->next];
 		struct edge_dest d;
+		char token[256];
 
 		if (started && b->q_milli != f->bs.b[f->next - 1]->q_milli)
 			break;
 		f->next++;
-		if (binding_dest(f->e, b, &d) || branch_start(f, b->contact, b, &d)) {
+		if (binding_dest(f->e, b, &d, token, sizeof(token)) ||
+		    branch_start(f, b->contact, b, &d, token[0] ? token : NULL)) {
 			SK_INFO("%s: binding %s not reachable", f->aor, b->contact);
 			continue;
 		}
+		if (d.flow && contact_reachable(b))
+			f->br[f->nbr - 1].contact_fallback = b;
 		started++;
 	}
 	return started;
+}
+
+/* The binding again, at its contact rather than down its flow. */
+static int contact_branch(struct fork *f, const Skein__Sip__V1__Binding *b)
+{
+	Skein__Sip__V1__Binding copy = *b;
+	struct edge_dest d;
+	char token[8];
+
+	copy.flow = (char *)"";
+	if (binding_dest(f->e, &copy, &d, token, sizeof(token)))
+		return SK_ENOTCONN;
+	return branch_start(f, b->contact, b, &d, NULL);
 }
 
 static void on_exists(int err, struct redisReply *r, void *arg)
@@ -428,7 +501,7 @@ static int next_target(struct fork *f)
 		struct edge_dest d;
 
 		target_dest(&f->targets[f->tidx], &d);
-		if (branch_start(f, NULL, NULL, &d) == 0)
+		if (branch_start(f, NULL, NULL, &d, NULL) == 0)
 			return 0;
 	}
 	return SK_ENOENT;
@@ -478,9 +551,26 @@ static void to_uri(struct fork *f, const url_t *target)
 		send_final(f, 503, "Service Unavailable (cannot resolve the target)");
 	} else if (err) {
 		send_final(f, 416, "Unsupported URI Scheme");
-	} else if ((err = branch_start(f, NULL, NULL, &d))) {
+	} else if ((err = branch_start(f, NULL, NULL, &d, NULL))) {
 		SK_INFO("forward failed: %s", sk_strerror(err));
 		send_final(f, 503, "Service Unavailable");
+	} else {
+		return;
+	}
+	fork_end(f);
+}
+
+/* An in-dialog request whose route names a flow (our Record-Route token): down that
+ * connection, here or on the edge that holds it; gone: 430 Flow Failed (RFC 5626
+ * §5.3). */
+static void to_flow(struct fork *f, const struct edge_flow_ref *ref)
+{
+	struct edge_dest d;
+
+	if (flow_dest(f->e, ref->member, ref->flow, "tcp", &d, NULL, 0)) {
+		send_final(f, 430, "Flow Failed");
+	} else if (branch_start(f, NULL, NULL, &d, NULL)) {
+		send_final(f, 430, "Flow Failed");
 	} else {
 		return;
 	}
@@ -604,10 +694,11 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 {
 	msg_t *msg = edge_stx_msg(stx);
 	sip_t *sip = sip_object(msg);
-	const sip_route_t *r = sip->sip_route;
+	const sip_route_t *r;
 	struct fork *f = fork_alloc(e, stx);
 	bool in_dialog = sip->sip_to && sip->sip_to->a_tag;
-	int ours = 0;
+	struct edge_flow_ref ref;
+	int ours;
 
 	if (!f) {
 		edge_reply(e, stx, 500, "Server Internal Error", NULL);
@@ -619,10 +710,7 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 		fork_end(f);
 		return;
 	}
-	while (r && ours < 2 && edge_uri_is_us(e, r->r_url)) {
-		r = r->r_next;
-		ours++;
-	}
+	ours = edge_route_self(e, sip->sip_route, &r, &ref);
 	f->record_route = !in_dialog && dialog_creating(sip->sip_request->rq_method);
 	if (r) {
 		/* A route set beyond us (§16.4, §16.6 item 6): follow it. */
@@ -643,7 +731,10 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 			return;
 		}
 		trying(f);
-		to_uri(f, sip->sip_request->rq_url);
+		if (ref.valid)
+			to_flow(f, &ref);
+		else
+			to_uri(f, sip->sip_request->rq_url);
 		return;
 	}
 	/* Out of dialog: local callers authenticate (§22.3, 407). */
@@ -703,13 +794,20 @@ static void stateless_request(struct edge *e, msg_t *m, const struct edge_rx *rx
 	sip_via_t *v;
 	bool v6 = strchr(e->host, ':') != NULL;
 
+	struct edge_flow_ref ref;
+
 	(void)rx;
 	if (sip->sip_request->rq_method != sip_method_ack)
 		return;
+	edge_route_self(e, sip->sip_route, NULL, &ref);
 	edge_route_pop_self(e, m, sip);
 	target = sip->sip_route ? sip->sip_route->r_url : sip->sip_request->rq_url;
-	if (edge_domain_local(e, target->url_host) || edge_route_uri(e, target, &d))
+	if (!sip->sip_route && ref.valid) {
+		if (flow_dest(e, ref.member, ref.flow, "tcp", &d, NULL, 0))
+			return; /* the flow is gone: nobody to tell (an ACK has no answer) */
+	} else if (edge_domain_local(e, target->url_host) || edge_route_uri(e, target, &d)) {
 		return; /* an ACK for a 2xx goes to a contact; nothing else to do */
+	}
 	if (sip->sip_max_forwards) {
 		if (sip->sip_max_forwards->mf_count == 0)
 			return;
@@ -727,7 +825,7 @@ static void stateless_request(struct edge *e, msg_t *m, const struct edge_rx *rx
 		return;
 	sk_buf_init(&b);
 	if (!edge_msg_print(m, &b))
-		edge_tp_send(e->tp, d.proto, &d.addr, 0, NULL, b.data, b.len, 0);
+		edge_relay_send(e, d.proto, &d.addr, d.flow, NULL, b.data, b.len, 0);
 	sk_buf_release(&b);
 }
 
@@ -740,6 +838,9 @@ static void stateless_response(struct edge *e, msg_t *m)
 	char uri[300];
 	url_t u[1];
 
+	/* Up a flow we hold, for another edge's transaction: back to it over the bus. */
+	if (edge_relay_back(e, m))
+		return;
 	/* Ours on top (§16.11 / §18.2.2 for the next hop); otherwise not for us. */
 	if (!v || !v->v_next || !v->v_host || strcasecmp(v->v_host, e->host))
 		return;

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sofia-sip/sip_header.h>
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
@@ -65,14 +68,15 @@ int edge_route_uri(struct edge *e, const url_t *u, struct edge_dest *d)
 	return 0;
 }
 
-static int add_rr(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto p)
+static int add_rr(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto p, const char *user)
 {
-	char buf[160];
+	char buf[400];
 	sip_record_route_t *rr;
 	bool v6 = strchr(e->host, ':') != NULL;
 
-	snprintf(buf, sizeof(buf), "<sip:%s%s%s:%u;transport=%s;lr>", v6 ? "[" : "", e->host,
-		 v6 ? "]" : "", e->port[p], edge_proto_name(p));
+	snprintf(buf, sizeof(buf), "<sip:%s%s%s%s%s:%u;transport=%s;lr>", user ? user : "",
+		 user ? "@" : "", v6 ? "[" : "", e->host, v6 ? "]" : "", e->port[p],
+		 edge_proto_name(p));
 	rr = sip_record_route_make(msg_home(msg), buf);
 	if (!rr)
 		return SK_ENOMEM;
@@ -83,16 +87,18 @@ static int add_rr(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto p)
 }
 
 int edge_route_record(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto in,
-		      enum edge_proto out)
+		      enum edge_proto out, const char *token)
 {
 	int err = 0;
 
 	/* Inserted at the top: the entry the callee sees first must be reachable by the
-	 * callee (out), the one nearest the caller by the caller (in). */
-	if (in != out)
-		err = add_rr(e, msg, sip, in);
+	 * callee (out), the one nearest the caller by the caller (in). With a flow token
+	 * the callee's entry carries it, and there are always two entries, so that the
+	 * direction of an in-dialog request can be told (edge_route_self). */
+	if (in != out || token)
+		err = add_rr(e, msg, sip, in, NULL);
 	if (!err)
-		err = add_rr(e, msg, sip, out);
+		err = add_rr(e, msg, sip, out, token);
 	return err;
 }
 
@@ -104,5 +110,75 @@ int edge_route_pop_self(struct edge *e, msg_t *msg, sip_t *sip)
 		msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
 		n++;
 	}
+	return n;
+}
+
+/* ---- flow tokens (RFC 5626 §5.2): which connection an in-dialog request must take */
+
+/* "sk-<flow>-<mac>-<member>": the flow id on the edge <member>, authenticated by 16
+ * hex digits of HMAC-SHA256 with the cluster's nonce secret, so that nobody can
+ * steer requests down another subscriber's connection with a forged Route. */
+static void token_mac(struct edge *e, const char *member, uint64_t flow, char out[17])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char in[200];
+	int n = snprintf(in, sizeof(in), "skein-flow-v1|%s|%llu", member,
+			 (unsigned long long)flow);
+
+	HMAC(EVP_sha256(), e->secret, (int)e->secret_len, (const unsigned char *)in,
+	     (size_t)(n < (int)sizeof(in) ? n : (int)sizeof(in) - 1), md, &mdlen);
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int edge_flow_token(struct edge *e, const char *member, uint64_t flow, char *out, size_t size)
+{
+	char mac[17];
+
+	token_mac(e, member, flow, mac);
+	return snprintf(out, size, "sk-%llu-%s-%s", (unsigned long long)flow, mac, member) <
+			   (int)size
+		       ? 0
+		       : SK_ERANGE;
+}
+
+bool edge_flow_token_parse(struct edge *e, const char *user, struct edge_flow_ref *ref)
+{
+	char mac[17];
+	const char *p, *m;
+	char *end;
+
+	if (!user || strncmp(user, "sk-", 3))
+		return false;
+	ref->flow = strtoull(user + 3, &end, 10);
+	if (end == user + 3 || *end != '-')
+		return false;
+	p = end + 1;
+	m = strchr(p, '-');
+	if (!m || m - p != 16 || strlen(m + 1) >= sizeof(ref->member) || !m[1])
+		return false;
+	strcpy(ref->member, m + 1);
+	token_mac(e, ref->member, ref->flow, mac);
+	return CRYPTO_memcmp(mac, p, 16) == 0;
+}
+
+int edge_route_self(struct edge *e, const sip_route_t *r, const sip_route_t **next,
+		    struct edge_flow_ref *ref)
+{
+	int n = 0;
+
+	ref->valid = false;
+	while (r && n < 2 && edge_uri_is_us(e, r->r_url)) {
+		/* A token on the second entry: the request comes from the caller's side
+		 * and goes to the flow. On the first, it comes up from the flow's side and
+		 * the token is not for it. */
+		if (n == 1 && r->r_url->url_user)
+			ref->valid = edge_flow_token_parse(e, r->r_url->url_user, ref);
+		r = r->r_next;
+		n++;
+	}
+	if (next)
+		*next = r;
 	return n;
 }

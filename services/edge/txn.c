@@ -261,6 +261,7 @@ static void txl_destroy(void *data)
 	txn_htab_release(&l->id_tab);
 	free(l->heap);
 	sk_deref(l->via_host);
+	sk_deref(l->via_param);
 }
 
 static void metrics_init(struct edge_txl *l, struct sk_metrics *m, const char *p)
@@ -302,6 +303,11 @@ int edge_txl_alloc(struct edge_txl **lp, uv_loop_t *loop, const struct edge_txl_
 	l->o.metrics_prefix = NULL; /* borrowed only during alloc */
 	l->o.via_host = NULL;
 	if (o->via_host && o->via_host[0] && !(l->via_host = sk_strdup(o->via_host))) {
+		err = SK_ENOMEM;
+		goto out;
+	}
+	l->o.via_param = NULL;
+	if (o->via_param && o->via_param[0] && !(l->via_param = sk_strdup(o->via_param))) {
 		err = SK_ENOMEM;
 		goto out;
 	}

@@ -84,6 +84,14 @@ struct edge_txl_opts {
 				     * (borrowed: must outlive the layer) */
 	const char *via_host;	    /* host in our Via (advertised address); NULL: the IP of
 				     * the listener (edge_tp_local). Copied. */
+	/* Client-transaction sends go through here when set (the core relays requests
+	 * for flows another edge holds over the bus); NULL: edge_tp_send. */
+	int (*send)(void *arg, enum edge_proto p, const struct edge_addr *dst, uint64_t flow,
+		    const char *tls_name, const void *data, size_t len, uint64_t cookie);
+	void *send_arg;
+	/* Appended to every Via we add (e.g. ";sk-edge=\"n1/edge\"": responses that come
+	 * up a flow on another edge find their way back); copied. NULL: nothing. */
+	const char *via_param;
 	bool tu_sends_trying;	    /* the TU answers every INVITE (100, a challenge, an
 				     * error) within 200 ms: no automatic 100 Trying */
 	bool symmetric;		    /* UDP responses always to the source address and port,

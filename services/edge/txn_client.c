@@ -84,8 +84,13 @@ static void deliver(struct edge_ctx *ctx, int status, msg_t *resp, int err)
 
 static int ctx_xmit(struct edge_ctx *ctx, const char *data, size_t len)
 {
-	return edge_tp_send(ctx->l->o.tp, ctx->proto, &ctx->dst, ctx->flow, ctx->tls_name, data,
-			    len, ctx->id | EDGE_TXL_COOKIE);
+	const struct edge_txl_opts *o = &ctx->l->o;
+
+	if (o->send)
+		return o->send(o->send_arg, ctx->proto, &ctx->dst, ctx->flow, ctx->tls_name, data,
+			       len, ctx->id | EDGE_TXL_COOKIE);
+	return edge_tp_send(o->tp, ctx->proto, &ctx->dst, ctx->flow, ctx->tls_name, data, len,
+			    ctx->id | EDGE_TXL_COOKIE);
 }
 
 void txn_ctx_send_error(struct edge_ctx *ctx, int err)
@@ -290,8 +295,9 @@ int edge_ctx_start_tagged(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req
 	/* Our Via (§8.1.1.7, §18.1.1; RFC 3581 §3: rport asks for symmetric responses). */
 	host = l->via_host ? l->via_host : ip;
 	v6 = strchr(host, ':') && host[0] != '[';
-	snprintf(via, sizeof(via), "SIP/2.0/%s %s%s%s:%u;branch=%s;rport", edge_proto_via(p),
-		 v6 ? "[" : "", host, v6 ? "]" : "", edge_addr_port(&local), ctx->branch);
+	snprintf(via, sizeof(via), "SIP/2.0/%s %s%s%s:%u;branch=%s;rport%s", edge_proto_via(p),
+		 v6 ? "[" : "", host, v6 ? "]" : "", edge_addr_port(&local), ctx->branch,
+		 l->via_param ? l->via_param : "");
 	v = sip_via_make(msg_home(ctx->req), via);
 	if (!v || msg_header_insert(ctx->req, (msg_pub_t *)sip, (msg_header_t *)v) < 0) {
 		err = SK_ENOMEM;

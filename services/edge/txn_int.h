@@ -61,6 +61,7 @@ struct edge_txl {
 	uv_timer_t *timer; /* allocated apart, freed in its close callback */
 	struct edge_txl_opts o;
 	char *via_host; /* o.via_host copied, or NULL */
+	char *via_param; /* o.via_param copied, or NULL */
 	uint64_t seed;
 	uint64_t next_id;
 	bool closed;

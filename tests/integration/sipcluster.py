@@ -31,7 +31,10 @@ def free_udp_tcp_port():
 class Cluster:
     """n nodes "n1".."nN", each with an edge (UDP+TCP on one port) and a registrar."""
 
-    def __init__(self, n=1, edge_extra=None, users=(("alice", "alicepw"), ("bob", "bobpw"))):
+    def __init__(self, n=1, edge_extra=None, users=(("alice", "alicepw"), ("bob", "bobpw")),
+                 edge_per_node=None):
+        """edge_extra: [edge] keys for every edge; edge_per_node: a function of the
+        node index giving keys for that edge only (e.g. its own WebSocket port)."""
         self.users = dict(users)
         self.tmp = tmpdir()
         self.redis = Redis(self.tmp)
@@ -45,6 +48,7 @@ class Cluster:
                      # never the machine's resolver: a closed loopback port fails fast
                      "dns_nameserver": "127.0.0.1:9", "dns_deadline": "2s"}
             extra.update(edge_extra or {})
+            extra.update(edge_per_node(i) if edge_per_node else {})
             node = Node(self.tmp, self.redis, f"n{i + 1}", roles=("edge", "registrar"),
                         extra="drain_timeout = 2s\nnode_timeout = 3s",
                         role_extra={"edge": extra, "registrar": {"count_interval": "1s"}})
