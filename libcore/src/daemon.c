@@ -84,6 +84,14 @@ static void apply_logging(const struct sk_cluster_conf *c)
 	sk_log_format_set(!strcmp(c->log_format, "json") ? SK_LOG_JSON : SK_LOG_TEXT);
 }
 
+static void on_member(const struct sk_node_info *info, bool up, void *arg)
+{
+	struct sk_daemon *d = arg;
+
+	if (d->ops->member)
+		d->ops->member(d, info, up, d->ops->arg);
+}
+
 /* ---- drain and shutdown ---- */
 
 static void closed_walk(uv_handle_t *h, void *arg)
@@ -369,7 +377,7 @@ static int setup(struct sk_daemon *d)
 	no.http_addr = sk_http_addr(d->http);
 	no.metrics = d->metrics;
 	no.metrics_prefix = d->mprefix;
-	err = sk_node_alloc(&d->node, d->loop, d->redis, d->bus, &no, NULL, NULL);
+	err = sk_node_alloc(&d->node, d->loop, d->redis, d->bus, &no, on_member, d);
 	if (err)
 		return err;
 

@@ -26,6 +26,7 @@ struct edge_conf {
 	char *listen_udp, *listen_tcp, *listen_tls, *listen_ws, *listen_wss, *ws_origins;
 	char *tls_cert, *tls_key, *tls_ca;
 	char *advertise;      /* host for Via/Record-Route; "" = the listen address */
+	char *cluster_host;   /* host[:port] in Record-Route naming every edge; "" = ours */
 	char *auth_secret;    /* nonce HMAC key shared by all edges; "" = kept in Redis */
 	char *auth_algorithms; /* "sha256,md5" */
 	uint64_t nonce_ttl;   /* ms */
@@ -132,6 +133,7 @@ int edge_relay_send(void *arg, enum edge_proto p, const struct edge_addr *dst, u
 		    const char *tls_name, const void *data, size_t len, uint64_t cookie);
 bool edge_relay_back(struct edge *e, msg_t *msg);
 int edge_relay_start(struct edge *e);
+void edge_relay_member_gone(struct edge *e, const char *member);
 
 /* core_route.c: where a request goes next. */
 struct edge_dest {

@@ -101,7 +101,18 @@ bool edge_uri_is_us(const struct edge *e, const url_t *u)
 	bool tls = u->url_type == url_sips;
 	char tp[8];
 
-	if (!u->url_host || strcasecmp(u->url_host, e->host))
+	if (!u->url_host)
+		return false;
+	/* The cluster's Record-Route host names every edge (docs/edge.md). */
+	if (e->conf->cluster_host[0]) {
+		const char *ch = e->conf->cluster_host, *colon = strrchr(ch, ':');
+		size_t hl = colon && !strchr(ch, ']') ? (size_t)(colon - ch) : strlen(ch);
+
+		if (strlen(u->url_host) == hl && !strncasecmp(u->url_host, ch, hl) &&
+		    (!u->url_port || !colon || !strcmp(u->url_port, colon + 1)))
+			return true;
+	}
+	if (strcasecmp(u->url_host, e->host))
 		return false;
 	if (u->url_params && url_param(u->url_params, "transport", tp, sizeof(tp)) &&
 	    !strcasecmp(tp, "tls"))

@@ -355,6 +355,12 @@ static int binding_dest(struct edge *e, const Skein__Sip__V1__Binding *b, struct
 
 	token[0] = 0;
 	if (b->flow[0] && !b->n_path) {
+		/* The edge that held the connection is gone: so is the registration, for
+		 * routing, until the phone registers again (through another edge). */
+		if (strcmp(b->edge, e->member) && !edge_member_alive(e, b->edge)) {
+			sk_counter_inc(e->m.unreachable);
+			return SK_ENOTCONN;
+		}
 		err = flow_dest(e, b->edge, strtoull(b->flow, NULL, 10), b->transport, d, token,
 				tsize);
 		if (!err)

@@ -35,6 +35,16 @@ static void reg_destroy(void *p)
 	sk_deref(r->stx);
 }
 
+static const char *param(const msg_param_t *params, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; params && *params; params++)
+		if (!strncasecmp(*params, name, n) && ((*params)[n] == '=' || !(*params)[n]))
+			return (*params)[n] == '=' ? *params + n + 1 : "";
+	return NULL;
+}
+
 static void on_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
 {
 	struct reg *r = arg;
@@ -75,6 +85,14 @@ static void on_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
 			sk_buf_printf(&x, ";reg-id=%u", b->reg_id);
 		sk_buf_puts(&x, "\r\n");
 	}
+	/* RFC 5626 §6: a registrar that did Outbound processing (a contact with reg-id
+	 * from a UA that supports outbound) says so. */
+	if (sip_has_supported(sip->sip_supported, "outbound"))
+		for (sip_contact_t *m = sip->sip_contact; m; m = m->m_next)
+			if (param(m->m_params, "reg-id") && param(m->m_params, "+sip.instance")) {
+				sk_buf_puts(&x, "Require: outbound\r\n");
+				break;
+			}
 	/* RFC 3327 §5.3: the Path goes back in the 200 when the UA supports it. */
 	for (sip_path_t *p = sip->sip_path; p; p = p->r_next) {
 		char *s = url_as_string(msg_home(edge_stx_msg(r->stx)), p->r_url);
@@ -91,15 +109,6 @@ out:
 	sk_deref(r);
 }
 
-static const char *param(const msg_param_t *params, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (; params && *params; params++)
-		if (!strncasecmp(*params, name, n) && ((*params)[n] == '=' || !(*params)[n]))
-			return (*params)[n] == '=' ? *params + n + 1 : "";
-	return NULL;
-}
 
 /* The REGISTER after authentication: build the bus request. */
 static void send_register(struct edge *e, struct edge_stx *stx, const char *aor)

@@ -224,6 +224,23 @@ bool edge_relay_back(struct edge *e, msg_t *msg)
 	return true;
 }
 
+/* A member left (or was timed out): its flows are gone. Transactions waiting on them
+ * fail now (503 to the proxy, 480 to the caller) instead of at Timer B. */
+void edge_relay_member_gone(struct edge *e, const char *member)
+{
+	for (size_t i = 0; i < RELAY_SLOTS && table[i].handle; i++) {
+		struct remote_flow *r = &table[i];
+
+		if (strcmp(r->member, member))
+			continue;
+		if (e->txl)
+			edge_txl_flow_closed(e->txl, r->handle);
+		/* the slot stays (a linear table without holes); it is never matched again */
+		r->member[0] = 0;
+		r->flow = 0;
+	}
+}
+
 int edge_relay_start(struct edge *e)
 {
 	int err = sk_bus_on_direct(e->bus, SKEIN__BUS__V1__ENVELOPE__BODY_SIP_RELAY, on_relay, e);

@@ -74,9 +74,13 @@ static int add_rr(struct edge *e, msg_t *msg, sip_t *sip, enum edge_proto p, con
 	sip_record_route_t *rr;
 	bool v6 = strchr(e->host, ':') != NULL;
 
-	snprintf(buf, sizeof(buf), "<sip:%s%s%s%s%s:%u;transport=%s;lr>", user ? user : "",
-		 user ? "@" : "", v6 ? "[" : "", e->host, v6 ? "]" : "", e->port[p],
-		 edge_proto_name(p));
+	if (e->conf->cluster_host[0])
+		snprintf(buf, sizeof(buf), "<sip:%s%s%s;transport=%s;lr>", user ? user : "",
+			 user ? "@" : "", e->conf->cluster_host, edge_proto_name(p));
+	else
+		snprintf(buf, sizeof(buf), "<sip:%s%s%s%s%s:%u;transport=%s;lr>", user ? user : "",
+			 user ? "@" : "", v6 ? "[" : "", e->host, v6 ? "]" : "", e->port[p],
+			 edge_proto_name(p));
 	rr = sip_record_route_make(msg_home(msg), buf);
 	if (!rr)
 		return SK_ENOMEM;

@@ -2,6 +2,8 @@
  * the registrar, transaction-stateful proxy with forking). main() only wires the
  * config table to the core. */
 #include <stddef.h>
+#include <string.h>
+#include "skein/sk_node.h"
 #include "core.h"
 
 static struct edge_conf conf;
@@ -47,6 +49,11 @@ static const struct sk_conf_key keys[] = {
 	{"advertise", SK_CONF_STR, offsetof(struct edge_conf, advertise), "",
 	 "Host put in Via and Record-Route; empty: the UDP (else TCP) listen address", 0, 0,
 	 0, 0, 0},
+	{"cluster_host", SK_CONF_STR, offsetof(struct edge_conf, cluster_host), "",
+	 "host[:port] put in Record-Route instead of this edge's address, so that in-dialog "
+	 "requests may enter any edge (a DNS name with every edge behind it, or a shared "
+	 "address); every edge accepts it as its own; empty: this edge's address",
+	 0, 0, 0, 0, 0},
 	{"auth_secret", SK_CONF_STR, offsetof(struct edge_conf, auth_secret), "",
 	 "Secret for stateless digest nonces, the same on every edge; empty: one kept in "
 	 "Redis for the cluster",
@@ -126,6 +133,13 @@ static bool on_ready(struct sk_daemon *d, void *arg)
 	return edge_core_ready(arg, &why);
 }
 
+static void on_member(struct sk_daemon *d, const struct sk_node_info *info, bool up, void *arg)
+{
+	(void)d;
+	if (!up && !strcmp(info->role, "edge"))
+		edge_relay_member_gone(arg, info->id);
+}
+
 int main(int argc, char **argv)
 {
 	const struct sk_daemon_ops ops = {
@@ -140,6 +154,7 @@ int main(int argc, char **argv)
 		.idle = on_idle,
 		.stop = on_stop,
 		.ready = on_ready,
+		.member = on_member,
 	};
 
 	return sk_daemon_main(&ops, argc, argv);

@@ -21,6 +21,7 @@ struct sk_bus;
 struct sk_redis;
 struct sk_node;
 struct sk_metrics;
+struct sk_node_info;
 
 /* [cluster]: the same for every daemon of a node (docs/configuration.md). */
 struct sk_cluster_conf {
@@ -79,6 +80,9 @@ struct sk_daemon_ops {
 	void (*stop)(struct sk_daemon *d, void *arg);
 	/* Extra readiness condition (may be NULL). */
 	bool (*ready)(struct sk_daemon *d, void *arg);
+	/* A member of the cluster joined (up) or went away: left, or silent for longer
+	 * than node_timeout (may be NULL; info borrowed). */
+	void (*member)(struct sk_daemon *d, const struct sk_node_info *info, bool up, void *arg);
 	/* Extra HTTP routes; return 1 when the path is not one of them. */
 	int (*http)(struct sk_daemon *d, const struct sk_http_req *req,
 		    struct sk_http_resp *resp, void *arg);
