@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # make bench: every benchmark, one table, JSON under bench/results/.
+#   bus_bench     bus request/reply vs bare nanomsg (BENCH_SECONDS per phase)
+#   sip_bench.py  REGISTER with digest and INVITE/ACK/BYE calls through the proxy:
+#                 Skein (edge + registrar + Redis) vs Kamailio 5.6 (-x tlsf), sipp load
+#                 (BENCH_USERS users, BENCH_STEP_SECONDS per ramp step)
+# Each benchmark is bounded (bus: a few seconds per phase; sip: an outer timeout of
+# 12 minutes, every sipp run bounded by count and time); loopback only.
+# Progress and per-step figures go to bench/results/*.log; the table to stdout.
 set -euo pipefail
 BUILD=${BUILD:-build}
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$here/results"
-"$BUILD/bin/bus_bench" --seconds "${BENCH_SECONDS:-3}" --json "$here/results/bus.json"
-echo "results: $here/results/"
+res="$here/results"
+mkdir -p "$res"
+rm -f "$res/bus.json" "$res/sip.json"
+"$BUILD/bin/bus_bench" --seconds "${BENCH_SECONDS:-3}" --json "$res/bus.json" > "$res/bus.log" 2>&1 \
+	|| echo "bus_bench failed: see $res/bus.log" >&2
+if command -v sipp >/dev/null && command -v kamailio >/dev/null && command -v redis-server >/dev/null; then
+	timeout -k 10 720 python3 "$here/sip_bench.py" --build "$BUILD" --json "$res/sip.json" \
+		--users "${BENCH_USERS:-2000}" --step-seconds "${BENCH_STEP_SECONDS:-5}" \
+		2> >(tee "$res/sip.log" >&2) || echo "sip_bench failed: see $res/sip.log" >&2
+else
+	echo "sip_bench skipped: sipp, kamailio and redis-server are needed" >&2
+fi
+python3 "$here/table.py" "$res/bench.json" "$res/bus.json" "$res/sip.json"
+echo "results: $res/"
