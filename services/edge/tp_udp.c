@@ -10,6 +10,8 @@
 
 SK_LOG_MODULE("edge.tp");
 
+#define UDP_RCVBUF (4 << 20)
+
 /* RFC 5389 §6, §15.2 */
 enum {
 	STUN_HDR = 20,
@@ -172,6 +174,17 @@ int tp_udp_open(struct edge_tp *tp, const char *addr)
 	err = uv_udp_bind(tp->udp, &a.u.sa, 0);
 	if (!err)
 		err = uv_udp_getsockname(tp->udp, &tp->laddr[EDGE_PROTO_UDP].u.sa, &len);
+	if (!err) {
+		/* A burst (a carrier's failover, a registration storm after an outage) must
+		 * not be dropped by the socket before the loop reads it: ask for 4 MiB (the
+		 * kernel caps it at net.core.rmem_max; the figure it gave is logged). */
+		int want = UDP_RCVBUF, got = 0;
+
+		if (uv_recv_buffer_size((uv_handle_t *)tp->udp, &want) == 0 &&
+		    uv_recv_buffer_size((uv_handle_t *)tp->udp, &got) == 0 && got < UDP_RCVBUF)
+			SK_INFO("udp listener %s: receive buffer %d bytes (net.core.rmem_max caps it)",
+				addr, got);
+	}
 	if (!err)
 		err = uv_udp_recv_start(tp->udp, on_alloc, on_recv);
 	if (err) {
