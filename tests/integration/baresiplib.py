@@ -29,13 +29,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import threading
 import time
 
-from skeinlib import Fatal, _procs, wait_for
+from skeinlib import Fatal, _procs, stop_group, wait_for
 from sipplib import free_ports, port_busy
 
 MODULE_PATH = "/usr/lib/baresip/modules"
@@ -294,17 +293,7 @@ opus_bitrate		32000
                 self.sock.sendall(b"%d:%s," % (len(j), j))
             except OSError:
                 pass
-            for sig, wait_s in ((None, timeout), (signal.SIGTERM, 3), (signal.SIGKILL, 5)):
-                if sig is not None and self.proc.poll() is None:
-                    try:
-                        os.killpg(self.proc.pid, sig)
-                    except ProcessLookupError:
-                        pass
-                try:
-                    self.proc.wait(timeout=wait_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+            stop_group(self.proc, timeout)
         for f in (self.sock, self.proc.stdin):
             try:
                 f and f.close()

@@ -39,7 +39,7 @@ import subprocess
 import threading
 import time
 
-from skeinlib import BUILD, Fatal, _procs, tmpdir, wait_for
+from skeinlib import BUILD, Fatal, _procs, stop_group, tmpdir, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAGE_DIR = os.path.join(HERE, "browser")
@@ -373,17 +373,7 @@ class Browser:
                 self.command("stop", timeout=timeout)
             except (AssertionError, Fatal, OSError):
                 pass
-            for sig, wait_s in ((None, timeout), (signal.SIGTERM, 3), (signal.SIGKILL, 5)):
-                if sig is not None and self.proc.poll() is None:
-                    try:
-                        os.killpg(self.proc.pid, sig)
-                    except ProcessLookupError:
-                        pass
-                try:
-                    self.proc.wait(timeout=wait_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+            stop_group(self.proc, timeout)
         for h in self._chromium:
             if h.poll() is None:
                 try:

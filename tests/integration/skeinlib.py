@@ -69,6 +69,22 @@ def _cleanup():
 atexit.register(_cleanup)
 
 
+def stop_group(proc, timeout):
+    """Wait up to timeout for a process (leader of its own process group) that was
+    asked to quit, then SIGTERM its group (3 s), then SIGKILL it (5 s)."""
+    for sig, wait_s in ((None, timeout), (signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+        if sig is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
