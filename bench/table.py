@@ -55,7 +55,8 @@ def main():
         print(f"{r['metric']:{w}} | {fmt(r['skein']):>10} | {fmt(r['reference']):>10} | "
               f"{fmt(r['ratio']):>6} | {r['unit']}")
     print(f"(machine: {machine['nproc']} x {machine['cpu']}; ratio > 1: Skein better; "
-          f"references: bus = bare nanomsg, sip = Kamailio 5.6 -x tlsf)")
+          f"references: bus = bare nanomsg, sip = Kamailio 5.6 -x tlsf, "
+          f"cross_edge = the same calls with caller and callee on one edge)")
     with open(out, "w") as f:
         json.dump({"machine": machine, "results": rows, "benchmarks": benches}, f, indent=1)
     return 0

@@ -171,6 +171,7 @@ static void on_relay(const Skein__Bus__V1__Envelope *env, void *arg)
 		msg_destroy(msg);
 		return;
 	}
+	sk_counter_inc(e->m.relayed_in);
 	edge_txl_input(e->txl, &rx, msg);
 }
 
@@ -218,7 +219,7 @@ bool edge_relay_back(struct edge *e, msg_t *msg)
 		env.body_case = SKEIN__BUS__V1__ENVELOPE__BODY_SIP_RELAY;
 		env.sip_relay = &rl;
 		if (sk_bus_send(e->bus, to, &env) == 0)
-			sk_counter_inc(e->m.relayed_in);
+			sk_counter_inc(e->m.relayed_out);
 	}
 	sk_buf_release(&b);
 	return true;
