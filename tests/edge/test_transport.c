@@ -22,6 +22,7 @@
 #include "skein/sk_err.h"
 #include "skein/sk_metrics.h"
 #include "transport.h"
+#include "tp_test.h"
 
 #define MAXREC 16
 
@@ -155,10 +156,7 @@ static void t_stop(struct t *t)
 
 static uint16_t local_port(const struct t *t, enum edge_proto p)
 {
-	struct edge_addr a;
-
-	assert_true(edge_tp_local(t->tp, p, &a));
-	return edge_addr_port(&a);
+	return tp_test_port(t->tp, p);
 }
 
 static int sock(int type, uint16_t *port)
@@ -193,41 +191,14 @@ static struct edge_addr edge_loopback(uint16_t port)
 	return a;
 }
 
-/* A connected TCP client, non-blocking from here on. */
 static int tcp_client(uint16_t port, uint16_t *myport)
 {
-	struct sockaddr_in a = loopback(port);
-	int fd = sock(SOCK_STREAM, myport), one = 1;
-
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fcntl(fd, F_SETFL, O_NONBLOCK);
-	return fd;
+	return tp_test_tcp_client(port, myport);
 }
 
 static void put(int fd, const char *s, size_t n)
 {
-	assert_int_equal(send(fd, s, n, MSG_NOSIGNAL), (ssize_t)n);
-}
-
-/* Non-blocking read appended to buf; -1 once the peer closed. */
-struct inbox {
-	char buf[4096];
-	size_t len;
-	bool eof;
-};
-
-static bool poll_in(int fd, struct inbox *in)
-{
-	ssize_t n = recv(fd, in->buf + in->len, sizeof(in->buf) - 1 - in->len, MSG_DONTWAIT);
-
-	if (n > 0) {
-		in->len += (size_t)n;
-		in->buf[in->len] = '\0';
-	} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-		in->eof = true;
-	}
-	return in->len > 0 || in->eof;
+	tp_test_put(NULL, fd, s, n);
 }
 
 /* ---- UDP ---- */
@@ -286,7 +257,7 @@ static void test_udp_roundtrip(void **state)
 	assert_int_equal(
 	    edge_tp_send(t.tp, EDGE_PROTO_UDP, &t.rx[0].src, 0, NULL, "SIP/2.0 200", 11, 7), 0);
 	WAIT_UNTIL(&t, poll_in(fd, &in), 2000);
-	assert_string_equal(in.buf, "SIP/2.0 200");
+	assert_string_equal((const char *)in.buf, "SIP/2.0 200");
 	assert_int_equal(edge_tp_send(t.tp, EDGE_PROTO_UDP, &t.rx[0].src, 0, NULL, m, 70000, 0),
 			 SK_EMSGSIZE);
 	edge_tp_stats(t.tp, &st);
@@ -430,7 +401,7 @@ static void test_tcp_pipelined(void **state)
 	assert_int_equal(edge_tp_send(t.tp, EDGE_PROTO_TCP, NULL, t.rx[0].flow, NULL, "pong", 4, 0),
 			 0);
 	WAIT_UNTIL(&t, poll_in(fd, &in), 2000);
-	assert_string_equal(in.buf, "pong");
+	assert_string_equal((const char *)in.buf, "pong");
 
 	/* The peer goes: the flow is reported closed and its id is dead. */
 	close(fd);
@@ -563,7 +534,7 @@ static void test_tcp_keepalive(void **state)
 	/* RFC 5626 §4.4.1: ping CRLFCRLF, pong CRLF. */
 	put(fd, "\r\n\r\n", 4);
 	WAIT_UNTIL(&t, poll_in(fd, &in), 2000);
-	assert_string_equal(in.buf, "\r\n");
+	assert_string_equal((const char *)in.buf, "\r\n");
 	/* A lone CRLF before a message is skipped, no pong. */
 	snprintf(m, sizeof(m), "\r\n");
 	options(m + 2, sizeof(m) - 2, "TCP", 4);
@@ -667,12 +638,12 @@ static void test_tcp_outbound_reuse(void **state)
 		   (cfd >= 0 || (cfd = accept(lfd, NULL, NULL)) >= 0) && poll_in(cfd, &in) &&
 		       in.len == strlen(m),
 		   2000);
-	assert_string_equal(in.buf, m);
+	assert_string_equal((const char *)in.buf, m);
 	/* The same connection again. */
 	in.len = 0;
 	assert_int_equal(edge_tp_send(t.tp, EDGE_PROTO_TCP, &dst, 0, NULL, m2, strlen(m2), 2), 0);
 	WAIT_UNTIL(&t, poll_in(cfd, &in) && in.len == strlen(m2), 2000);
-	assert_string_equal(in.buf, m2);
+	assert_string_equal((const char *)in.buf, m2);
 	assert_true(accept(lfd, NULL, NULL) < 0 && errno == EAGAIN);
 	edge_tp_stats(t.tp, &st);
 	assert_int_equal(st.conns_total, 1);
@@ -1042,24 +1013,6 @@ static void test_addr(void **state)
 	assert_int_equal(edge_proto_parse("sctp", &p), SK_EINVAL);
 }
 
-static int make_cert(void)
-{
-	const char *dir = getenv("SKEIN_TEST_TMP");
-	char cmd[2048];
-
-	if (!dir || !*dir)
-		dir = "/tmp";
-	mkdir(dir, 0755);
-	snprintf(cert_file, sizeof(cert_file), "%s/tp-cert-%d.pem", dir, (int)getpid());
-	snprintf(key_file, sizeof(key_file), "%s/tp-key-%d.pem", dir, (int)getpid());
-	snprintf(cmd, sizeof(cmd),
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-		 "-keyout '%s' -out '%s' -days 2 -subj /CN=localhost "
-		 "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1",
-		 key_file, cert_file);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1086,7 +1039,7 @@ int main(void)
 	};
 	int rc;
 
-	if (make_cert()) {
+	if (tp_test_make_cert("tp", cert_file, sizeof(cert_file), key_file, sizeof(key_file))) {
 		fprintf(stderr, "cannot make a test certificate with the openssl CLI\n");
 		return 1;
 	}

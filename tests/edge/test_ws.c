@@ -24,6 +24,7 @@
 #include "skein/sk_metrics.h"
 #include "transport.h"
 #include "tp_int.h" /* tp_ws_accept_key, tp_utf8_valid */
+#include "tp_test.h"
 
 #define MAXREC 16
 
@@ -163,60 +164,17 @@ static long metric(struct t *t, const char *series)
 
 static uint16_t local_port(const struct t *t, enum edge_proto p)
 {
-	struct edge_addr a;
-
-	assert_true(edge_tp_local(t->tp, p, &a));
-	return edge_addr_port(&a);
+	return tp_test_port(t->tp, p);
 }
 
 static int tcp_client(uint16_t port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons(port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-	assert_true(fd >= 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fcntl(fd, F_SETFL, O_NONBLOCK);
-	return fd;
+	return tp_test_tcp_client(port, NULL);
 }
 
 static void put(struct t *t, int fd, const void *s, size_t n)
 {
-	const char *p = s;
-
-	/* Large writes fill the socket buffer: the loop drains it meanwhile. */
-	for (size_t off = 0; off < n;) {
-		ssize_t k = send(fd, p + off, n - off, MSG_NOSIGNAL);
-
-		if (k > 0)
-			off += (size_t)k;
-		else if (errno == EAGAIN)
-			uv_run(&t->loop, UV_RUN_NOWAIT);
-		else
-			fail_msg("send: %s", strerror(errno));
-	}
-}
-
-struct inbox {
-	unsigned char buf[8192];
-	size_t len;
-	bool eof;
-};
-
-static bool poll_in(int fd, struct inbox *in)
-{
-	ssize_t n = recv(fd, in->buf + in->len, sizeof(in->buf) - 1 - in->len, MSG_DONTWAIT);
-
-	if (n > 0) {
-		in->len += (size_t)n;
-		in->buf[in->len] = '\0';
-	} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-		in->eof = true;
-	}
-	return in->len > 0 || in->eof;
+	tp_test_put(&t->loop, fd, s, n);
 }
 
 static void consume(struct inbox *in, size_t n)
@@ -1031,24 +989,6 @@ static void test_ws_alloc_errors(void **state)
 	t_done(&t);
 }
 
-static int make_cert(void)
-{
-	const char *dir = getenv("SKEIN_TEST_TMP");
-	char cmd[2048];
-
-	if (!dir || !*dir)
-		dir = "/tmp";
-	mkdir(dir, 0755);
-	snprintf(cert_file, sizeof(cert_file), "%s/ws-cert-%d.pem", dir, (int)getpid());
-	snprintf(key_file, sizeof(key_file), "%s/ws-key-%d.pem", dir, (int)getpid());
-	snprintf(cmd, sizeof(cmd),
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-		 "-keyout '%s' -out '%s' -days 2 -subj /CN=localhost "
-		 "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1",
-		 key_file, cert_file);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1067,7 +1007,7 @@ int main(void)
 	};
 	int rc;
 
-	if (make_cert()) {
+	if (tp_test_make_cert("ws", cert_file, sizeof(cert_file), key_file, sizeof(key_file))) {
 		fprintf(stderr, "cannot make a test certificate with the openssl CLI\n");
 		return 1;
 	}
