@@ -2,6 +2,7 @@
 skein-registrar on free loopback ports, a provisioned domain and users, and a raw SIP
 client over UDP/TCP for byte-level checks. Built on skeinlib (bounded waits, cleanup
 by PID)."""
+import hashlib
 import os
 import re
 import socket
@@ -168,6 +169,20 @@ def _challenge(hdr):
     return params
 
 
+def authorization(challenges, method, uri, user, password, alg="MD5", proxy=False,
+                  cnonce="0a4f113b", nc="00000001"):
+    """The Authorization (or Proxy-Authorization) line answering the challenge of
+    algorithm alg among `challenges` (RFC 7616 §3.4, qop=auth)."""
+    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
+    ch = next(_challenge(x) for x in challenges if _challenge(x).get("algorithm") == alg)
+    ha1 = h(f"{user}:{ch['realm']}:{password}".encode()).hexdigest()
+    ha2 = h(f"{method}:{uri}".encode()).hexdigest()
+    resp = h(f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    return (f'{"Proxy-Authorization" if proxy else "Authorization"}: Digest username="{user}", '
+            f'realm="{ch["realm"]}", nonce="{ch["nonce"]}", uri="{uri}", response="{resp}", '
+            f'algorithm={alg}, qop=auth, nc={nc}, cnonce="{cnonce}"\r\n')
+
+
 def digest_register(port, user, password, contact, *, domain=None, expires=3600, alg="SHA-256",
                     call_id=None, cseq=1, extra_headers="", wait_s=0.0, replay=False):
     """REGISTER user@domain with `contact` (a full Contact value, e.g.
@@ -177,9 +192,7 @@ def digest_register(port, user, password, contact, *, domain=None, expires=3600,
     between the challenge and the answer (to let a nonce age); replay=True sends the
     authenticated REGISTER a second time, same nonce and nonce-count, and returns
     the answer to that copy."""
-    import hashlib
     domain = domain or DOMAIN
-    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
     c = RawSip()
     try:
         call_id = call_id or f"reg-{user}-{time.monotonic_ns()}"
@@ -191,15 +204,7 @@ def digest_register(port, user, password, contact, *, domain=None, expires=3600,
         if r is None or r.status != 401:
             return r, []
         chals = r.hdr("www-authenticate")
-        ch = next(_challenge(x) for x in chals if _challenge(x).get("algorithm") == alg)
-        uri = f"sip:{domain}"
-        ha1 = h(f"{user}:{ch['realm']}:{password}".encode()).hexdigest()
-        ha2 = h(f"REGISTER:{uri}".encode()).hexdigest()
-        cnonce, nc = "0a4f113b", "00000001"
-        resp = h(f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-        auth = (f'Authorization: Digest username="{user}", realm="{ch["realm"]}", '
-                f'nonce="{ch["nonce"]}", uri="{uri}", response="{resp}", algorithm={alg}, '
-                f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n')
+        auth = authorization(chals, "REGISTER", f"sip:{domain}", user, password, alg)
         if wait_s:
             time.sleep(wait_s)  # a nonce ages by the clock: nothing to poll for
         c.send(port, request("REGISTER", f"sip:{domain}", c.port, extra=extra + auth,
@@ -218,9 +223,7 @@ def digest_request(port, method, ruri, user, password, *, domain=None, extra="",
                    alg="MD5", ctype="text/plain"):
     """An out-of-dialog request from user@domain through 127.0.0.1:port, answering a
     407 (or 401) challenge of algorithm `alg` once. Returns the final Msg (or None)."""
-    import hashlib
     domain = domain or DOMAIN
-    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
     c = RawSip()
     try:
         call_id = f"{method.lower()}-{user}-{time.monotonic_ns()}"
@@ -230,16 +233,9 @@ def digest_request(port, method, ruri, user, password, *, domain=None, extra="",
         r = c.recv_final(5)
         if r is None or r.status not in (401, 407):
             return r
-        name = "proxy-authenticate" if r.status == 407 else "www-authenticate"
-        ch = next(_challenge(x) for x in r.hdr(name) if _challenge(x).get("algorithm") == alg)
-        ha1 = h(f"{user}:{ch['realm']}:{password}".encode()).hexdigest()
-        ha2 = h(f"{method}:{ruri}".encode()).hexdigest()
-        cnonce, nc = "0b5e11c9", "00000001"
-        resp = h(f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-        hname = "Proxy-Authorization" if r.status == 407 else "Authorization"
-        auth = (f'{hname}: Digest username="{user}", realm="{ch["realm"]}", '
-                f'nonce="{ch["nonce"]}", uri="{ruri}", response="{resp}", algorithm={alg}, '
-                f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n')
+        proxy = r.status == 407
+        auth = authorization(r.hdr("proxy-authenticate" if proxy else "www-authenticate"),
+                             method, ruri, user, password, alg, proxy=proxy)
         c.send(port, request(method, ruri, c.port, extra=hdrs + auth, body=body, cseq=2, **base))
         return c.recv_final(15)
     finally:

@@ -8,7 +8,7 @@ client without credentials, an unknown user and a non-local caller get."""
 import sipplib
 from sipplib import SippServer, register, sipp
 from skeinlib import http, metric, run, tmpdir, wait_for
-from sipcluster import DOMAIN, Cluster, RawSip, digest_register, request
+from sipcluster import DOMAIN, Cluster, RawSip, authorization, digest_register, request
 
 USERS = (("alice", "alice-pw"), ("callee", "callee-pw"), ("ringer", "ringer-pw"),
          ("busy", "busy-pw"), ("inbox", "inbox-pw"))
@@ -149,7 +149,6 @@ def test_nonce_stale_replay_and_path():
 
 def digest_register_as(port, user, pw, aor_user):
     """user's credentials on a REGISTER whose To is aor_user@DOMAIN."""
-    import hashlib
     cli = RawSip()
     try:
         base = dict(to=f"<sip:{aor_user}@{DOMAIN}>", frm=f"<sip:{user}@{DOMAIN}>;tag=x",
@@ -157,14 +156,7 @@ def digest_register_as(port, user, pw, aor_user):
         extra = "Contact: <sip:x@127.0.0.1:6100>\r\n"
         cli.send(port, request("REGISTER", f"sip:{DOMAIN}", cli.port, extra=extra, **base))
         ch = cli.recv_final(3)
-        wa = [x for x in ch.hdr("www-authenticate") if "MD5" in x][0]
-        nonce = wa.split('nonce="')[1].split('"')[0]
-        ha1 = hashlib.md5(f"{user}:{DOMAIN}:{pw}".encode()).hexdigest()
-        ha2 = hashlib.md5(f"REGISTER:sip:{DOMAIN}".encode()).hexdigest()
-        resp = hashlib.md5(f"{ha1}:{nonce}:00000001:c1:auth:{ha2}".encode()).hexdigest()
-        auth = (f'Authorization: Digest username="{user}", realm="{DOMAIN}", nonce="{nonce}", '
-                f'uri="sip:{DOMAIN}", response="{resp}", qop=auth, nc=00000001, cnonce="c1", '
-                f'algorithm=MD5\r\n')
+        auth = authorization(ch.hdr("www-authenticate"), "REGISTER", f"sip:{DOMAIN}", user, pw)
         cli.send(port, request("REGISTER", f"sip:{DOMAIN}", cli.port, extra=extra + auth,
                                cseq=2, **base))
         return cli.recv_final(3), None
