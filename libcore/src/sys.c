@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <sys/stat.h>
 #include "skein/sk_sys.h"
@@ -33,4 +34,29 @@ int sk_sys_mkdirs(const char *path)
 	if (mkdir(tmp, 0755) && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+uv_timer_t *sk_sys_timer_start(uv_loop_t *loop, uv_timer_cb cb, void *data, uint64_t first_ms,
+			       uint64_t repeat_ms)
+{
+	uv_timer_t *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	uv_timer_init(loop, t);
+	t->data = data;
+	uv_timer_start(t, cb, first_ms, repeat_ms);
+	return t;
+}
+
+static void timer_free(uv_handle_t *h)
+{
+	free(h);
+}
+
+uv_timer_t *sk_sys_timer_close(uv_timer_t *t)
+{
+	if (t)
+		uv_close((uv_handle_t *)t, timer_free);
+	return NULL;
 }

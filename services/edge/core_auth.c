@@ -339,11 +339,6 @@ int edge_auth_setup(struct edge *e)
 		e->secret_ok = true;
 		return 0;
 	}
-	e->secret_timer = calloc(1, sizeof(*e->secret_timer));
-	if (!e->secret_timer)
-		return SK_ENOMEM;
-	uv_timer_init(e->loop, e->secret_timer);
-	e->secret_timer->data = e;
-	uv_timer_start(e->secret_timer, secret_timer, 0, 200);
-	return 0;
+	e->secret_timer = sk_sys_timer_start(e->loop, secret_timer, e, 0, 200);
+	return e->secret_timer ? 0 : SK_ENOMEM;
 }

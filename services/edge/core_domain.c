@@ -8,6 +8,7 @@
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
 #include "skein/sk_redis.h"
+#include "skein/sk_sys.h"
 #include "core.h"
 #include "regdata.h"
 
@@ -60,26 +61,13 @@ static void refresh(uv_timer_t *t)
 
 int edge_domains_start(struct edge *e)
 {
-	e->dom_timer = calloc(1, sizeof(*e->dom_timer));
-	if (!e->dom_timer)
-		return SK_ENOMEM;
-	uv_timer_init(e->loop, e->dom_timer);
-	e->dom_timer->data = e;
-	uv_timer_start(e->dom_timer, refresh, 0, DOMAIN_REFRESH_MS);
-	return 0;
-}
-
-static void timer_free(uv_handle_t *h)
-{
-	free(h);
+	e->dom_timer = sk_sys_timer_start(e->loop, refresh, e, 0, DOMAIN_REFRESH_MS);
+	return e->dom_timer ? 0 : SK_ENOMEM;
 }
 
 void edge_domains_stop(struct edge *e)
 {
-	if (e->dom_timer) {
-		uv_close((uv_handle_t *)e->dom_timer, timer_free);
-		e->dom_timer = NULL;
-	}
+	e->dom_timer = sk_sys_timer_close(e->dom_timer);
 	domains_free(e->domains, e->ndomains);
 	e->domains = NULL;
 	e->ndomains = 0;

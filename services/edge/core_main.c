@@ -12,6 +12,7 @@
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
 #include "skein/sk_node.h"
+#include "skein/sk_sys.h"
 #include "skein/sk_bus.h"
 #include "core.h"
 #include "sipmsg.h"
@@ -425,18 +426,10 @@ bool edge_core_ready(struct edge *e, const char **why)
 	return true;
 }
 
-static void handle_free(uv_handle_t *h)
-{
-	free(h);
-}
-
 void edge_core_stop(struct edge *e)
 {
 	edge_domains_stop(e);
-	if (e->secret_timer) {
-		uv_close((uv_handle_t *)e->secret_timer, handle_free);
-		e->secret_timer = NULL;
-	}
+	e->secret_timer = sk_sys_timer_close(e->secret_timer);
 	if (e->txl) {
 		edge_txl_close(e->txl);
 		edge_proxy_stop(e);

@@ -127,24 +127,12 @@ int reg_count_start(struct registrar *r)
 	rc.g_aors = sk_metrics_gauge(m, "skein_registrar_aors",
 				     "Addresses of record with a live binding (same walk)", NULL,
 				     NULL);
-	rc.timer = calloc(1, sizeof(*rc.timer));
-	if (!rc.timer)
-		return SK_ENOMEM;
-	uv_timer_init(sk_daemon_loop(r->d), rc.timer);
-	uv_timer_start(rc.timer, tick, 1000, 1000);
-	return 0;
-}
-
-static void timer_free(uv_handle_t *h)
-{
-	free(h);
+	rc.timer = sk_sys_timer_start(sk_daemon_loop(r->d), tick, NULL, 1000, 1000);
+	return rc.timer ? 0 : SK_ENOMEM;
 }
 
 void reg_count_stop(struct registrar *r)
 {
 	(void)r;
-	if (rc.timer) {
-		uv_close((uv_handle_t *)rc.timer, timer_free);
-		rc.timer = NULL;
-	}
+	rc.timer = sk_sys_timer_close(rc.timer);
 }
