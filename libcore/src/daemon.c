@@ -207,6 +207,8 @@ static void reload(struct sk_daemon *d)
 		}
 		n = sk_conf_reload(d->secs, fresh, 2, changed, d);
 		apply_logging(&d->cluster);
+		if (d->ops->reload)
+			d->ops->reload(d, d->ops->arg);
 		SK_NOTICE("reloaded %s: %d key(s) applied",
 			  d->config_path ? d->config_path : "configuration", n);
 	}

@@ -40,6 +40,25 @@ struct edge_conf {
 	char *dns_nameserver; /* "" = /etc/resolv.conf */
 	uint64_t dns_deadline;
 	bool dns_ipv6;
+	/* resource limits (transport.h) */
+	int64_t max_conns_per_source;
+	uint64_t slow_timeout;  /* ms: a message begun on a stream must end within */
+	int64_t max_transactions; /* server transactions at once; 503 above (0: no cap) */
+	uint64_t retry_after;   /* ms, Retry-After of the 503s that shed load */
+	/* guard (guard.h): per-source rate limit, cluster-wide bans, scanners */
+	int64_t rate_limit, rate_burst; /* requests/s per source and bucket size */
+	int64_t flood_ban_after; /* requests refused by the bucket before a ban; 0 never */
+	uint64_t ban_time;      /* ms */
+	uint64_t auth_fail_window; /* ms */
+	int64_t auth_fail_source, auth_fail_user; /* failures in the window before a ban */
+	char *scanner_user_agents; /* comma-separated substrings, case-insensitive */
+	bool scanner_ban;
+	char *trusted_networks; /* CIDR list never rate-limited nor banned */
+	/* toll-fraud call limits per account (core_limits.c); per-domain overrides in
+	 * Redis (`skeinctl domain set`) */
+	int64_t call_limit;     /* concurrent outbound calls; 0 none */
+	int64_t call_rate;      /* call attempts per minute; 0 none */
+	uint64_t call_max_duration; /* ms after which a call no longer counts */
 };
 
 struct edge_metrics {
@@ -89,6 +108,8 @@ int edge_core_start(struct edge *e);
 void edge_core_drain(struct edge *e);
 bool edge_core_idle(struct edge *e);
 void edge_core_stop(struct edge *e);
+/* SIGHUP: certificates re-read, guard settings re-derived. */
+void edge_core_reload(struct edge *e);
 bool edge_core_ready(struct edge *e, const char **why);
 int edge_method_idx(sip_method_t m);
 void edge_count_resp(struct edge *e, int status);

@@ -130,6 +130,9 @@ static void reply_verdict(struct edge *e, const struct edge_rx *rx)
 	copy_raw(&b, rx->data, rx->len, "CSeq", 0, false);
 	if (v->status == 420 && v->unsupported[0])
 		sk_buf_printf(&b, "Unsupported: %s\r\n", v->unsupported);
+	if (v->status == 503)
+		sk_buf_printf(&b, "Retry-After: %llu\r\n",
+			      (unsigned long long)(e->conf->retry_after / 1000));
 	if (v->status == 405 || v->status == 501)
 		sk_buf_puts(&b, "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, "
 				"SUBSCRIBE, NOTIFY, PUBLISH, INFO, UPDATE, REFER, PRACK\r\n");
@@ -164,8 +167,10 @@ static void on_msg(struct edge_tp *tp, const struct edge_rx *rx, msg_t *msg, voi
 		SK_INFO("%d %s from %s/%s", rx->verdict.status, rx->verdict.reason,
 			edge_proto_name(rx->proto), edge_addr_str(&rx->src, src, sizeof(src)));
 		reply_verdict(e, rx);
-		/* After a 400/513 on a stream the framing is lost (RFC 4475 §3.1.2.3). */
-		if (rx->flow && (rx->verdict.status == 400 || rx->verdict.status == 513))
+		/* After a 400/513 on a stream the framing is lost (RFC 4475 §3.1.2.3); a 503
+		 * from the transport is a connection over a cap (transport.h, Limits). */
+		if (rx->flow && (rx->verdict.status == 400 || rx->verdict.status == 513 ||
+				 rx->verdict.status == 503))
 			edge_tp_flow_close(e->tp, rx->flow);
 		return;
 	}
@@ -319,6 +324,8 @@ int edge_core_start(struct edge *e)
 		.max_msg_size = (size_t)c->max_msg_size,
 		.idle_timeout_ms = c->idle_timeout,
 		.max_conns = (size_t)c->max_conns,
+		.max_conns_per_source = (size_t)c->max_conns_per_source,
+		.slow_timeout_ms = c->slow_timeout,
 		.on_msg = on_msg,
 		.on_send_error = on_send_error,
 		.on_flow_closed = on_flow_closed,
@@ -424,6 +431,14 @@ bool edge_core_ready(struct edge *e, const char **why)
 		return false;
 	}
 	return true;
+}
+
+void edge_core_reload(struct edge *e)
+{
+	const struct edge_conf *c = e->conf;
+
+	if (e->tp && (c->listen_tls[0] || c->listen_wss[0] || c->tls_ca[0]))
+		edge_tp_reload_tls(e->tp, c->tls_cert, c->tls_key, c->tls_ca);
 }
 
 void edge_core_stop(struct edge *e)

@@ -41,11 +41,11 @@ static const struct sk_conf_key keys[] = {
 	 "empty: any",
 	 0, 0, 0, 0, 0},
 	{"tls_cert", SK_CONF_STR, offsetof(struct edge_conf, tls_cert), "",
-	 "PEM certificate (chain) for the TLS listener", 0, 0, 0, 0, 0},
+	 "PEM certificate (chain) for the TLS listener", SK_CONF_RELOAD, 0, 0, 0, 0},
 	{"tls_key", SK_CONF_STR, offsetof(struct edge_conf, tls_key), "",
-	 "PEM private key for the TLS listener", 0, 0, 0, 0, 0},
+	 "PEM private key for the TLS listener", SK_CONF_RELOAD, 0, 0, 0, 0},
 	{"tls_ca", SK_CONF_STR, offsetof(struct edge_conf, tls_ca), "",
-	 "CA file to verify outbound TLS peers; empty: the system's", 0, 0, 0, 0, 0},
+	 "CA file to verify outbound TLS peers; empty: the system's", SK_CONF_RELOAD, 0, 0, 0, 0},
 	{"advertise", SK_CONF_STR, offsetof(struct edge_conf, advertise), "",
 	 "Host put in Via and Record-Route; empty: the UDP (else TCP) listen address", 0, 0,
 	 0, 0, 0},
@@ -95,6 +95,69 @@ static const struct sk_conf_key keys[] = {
 	 "Send UDP responses to the source address and port even without rport (RFC 3581 "
 	 "for every client: NATed phones that do not ask for it)",
 	 0, 0, 0, 0, 0},
+	{"max_conns_per_source", SK_CONF_INT, offsetof(struct edge_conf, max_conns_per_source),
+	 "256", "Most TCP/TLS/WS connections from one IP address at once (beyond it the first "
+	 "request of a new connection gets 503 and the connection is closed)",
+	 0, 1, 1000000, 0, 0},
+	{"slow_timeout", SK_CONF_DURATION, offsetof(struct edge_conf, slow_timeout), "10s",
+	 "A message begun on a TCP/TLS/WS connection must be complete within this time, and a "
+	 "TLS handshake or WebSocket upgrade done (slow senders, slowloris), else the "
+	 "connection is closed",
+	 0, 100, 600000, 0, 0},
+	{"max_transactions", SK_CONF_INT, offsetof(struct edge_conf, max_transactions), "100000",
+	 "Server transactions at once; new requests above it get 503 + Retry-After (0: no cap)",
+	 SK_CONF_RELOAD, 0, 10000000, 0, 0},
+	{"retry_after", SK_CONF_DURATION, offsetof(struct edge_conf, retry_after), "30s",
+	 "Retry-After of the 503 responses that shed load", SK_CONF_RELOAD, 1000, 3600000, 0,
+	 0},
+	{"rate_limit", SK_CONF_INT, offsetof(struct edge_conf, rate_limit), "50",
+	 "Requests per second allowed from one IP address (token bucket; 0: no limit); "
+	 "above it 503 + Retry-After",
+	 SK_CONF_RELOAD, 0, 1000000, 0, 0},
+	{"rate_burst", SK_CONF_INT, offsetof(struct edge_conf, rate_burst), "200",
+	 "Token bucket size of the per-source rate limit", SK_CONF_RELOAD, 1, 10000000, 0, 0},
+	{"flood_ban_after", SK_CONF_INT, offsetof(struct edge_conf, flood_ban_after), "500",
+	 "Requests refused by the rate limit (within 10 s of each other) after which the "
+	 "source is banned cluster-wide; 0: never",
+	 SK_CONF_RELOAD, 0, 100000000, 0, 0},
+	{"ban_time", SK_CONF_DURATION, offsetof(struct edge_conf, ban_time), "1h",
+	 "How long an automatic ban lasts", SK_CONF_RELOAD, 1000, 2592000000, 0, 0},
+	{"auth_fail_window", SK_CONF_DURATION, offsetof(struct edge_conf, auth_fail_window),
+	 "10m", "Window over which failed digest authentications are counted",
+	 SK_CONF_RELOAD, 1000, 86400000, 0, 0},
+	{"auth_fail_source", SK_CONF_INT, offsetof(struct edge_conf, auth_fail_source), "20",
+	 "Failed authentications from one IP address within auth_fail_window before it is "
+	 "banned (cluster-wide count); 0: never",
+	 SK_CONF_RELOAD, 0, 1000000, 0, 0},
+	{"auth_fail_user", SK_CONF_INT, offsetof(struct edge_conf, auth_fail_user), "50",
+	 "Failed authentications for one user within auth_fail_window after which every "
+	 "further failing source is banned (password guessing from many addresses); 0: never",
+	 SK_CONF_RELOAD, 0, 1000000, 0, 0},
+	{"scanner_user_agents", SK_CONF_STR, offsetof(struct edge_conf, scanner_user_agents),
+	 "friendly-scanner,sipvicious,sipcli,sip-scan,sipsak,iWar,sundayddr,SIVuS,"
+	 "VaxSIPUserAgent,smap,PortSIP VoIP SDK,Cisco-SIPGateway/IOS-12.x,pplsip",
+	 "Requests whose User-Agent contains one of these (comma-separated, any case) are "
+	 "dropped without an answer; empty: none",
+	 SK_CONF_RELOAD, 0, 0, 0, 0},
+	{"scanner_ban", SK_CONF_BOOL, offsetof(struct edge_conf, scanner_ban), "yes",
+	 "Also ban the source of a scanner request (cluster-wide, for ban_time)",
+	 SK_CONF_RELOAD, 0, 0, 0, 0},
+	{"trusted_networks", SK_CONF_STR, offsetof(struct edge_conf, trusted_networks), "",
+	 "Networks never rate-limited nor banned (trunks, monitoring): comma-separated CIDR, "
+	 "e.g. 192.0.2.0/24,2001:db8::/32",
+	 SK_CONF_RELOAD, 0, 0, 0, 0},
+	{"call_limit", SK_CONF_INT, offsetof(struct edge_conf, call_limit), "0",
+	 "Concurrent outbound calls per account, cluster-wide (403 above); 0: no limit; a "
+	 "domain may override it (skeinctl domain set)",
+	 SK_CONF_RELOAD, 0, 1000000, 0, 0},
+	{"call_rate", SK_CONF_INT, offsetof(struct edge_conf, call_rate), "0",
+	 "Outbound call attempts per minute per account, cluster-wide (403 above); 0: no "
+	 "limit; a domain may override it",
+	 SK_CONF_RELOAD, 0, 1000000, 0, 0},
+	{"call_max_duration", SK_CONF_DURATION, offsetof(struct edge_conf, call_max_duration),
+	 "4h", "A call stops counting towards call_limit after this long even if its BYE was "
+	 "never seen",
+	 SK_CONF_RELOAD, 60000, 604800000, 0, 0},
 	SK_CONF_END,
 };
 
@@ -133,6 +196,12 @@ static bool on_ready(struct sk_daemon *d, void *arg)
 	return edge_core_ready(arg, &why);
 }
 
+static void on_reload(struct sk_daemon *d, void *arg)
+{
+	(void)d;
+	edge_core_reload(arg);
+}
+
 static void on_member(struct sk_daemon *d, const struct sk_node_info *info, bool up, void *arg)
 {
 	(void)d;
@@ -155,6 +224,7 @@ int main(int argc, char **argv)
 		.stop = on_stop,
 		.ready = on_ready,
 		.member = on_member,
+		.reload = on_reload,
 	};
 
 	return sk_daemon_main(&ops, argc, argv);

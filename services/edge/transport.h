@@ -37,9 +37,23 @@
  * message that is not UTF-8 with 1007 (RFC 6455 §7.4.1, §8.1).
  *
  * Limits: max_msg_size (513 from edge_sip_check above it), per-connection receive
- * buffer capped at max_msg_size, idle connections closed after idle_timeout_ms,
- * total connections capped at max_conns (new ones refused at accept). A WebSocket
- * upgrade request must fit in 8 KiB and arrive within connect_timeout_ms.
+ * buffer capped at max_msg_size, idle connections closed after idle_timeout_ms.
+ * Slow senders (slowloris): a message begun on a stream must be complete within
+ * slow_timeout_ms, a TLS handshake and a WebSocket upgrade (which must fit in 8 KiB)
+ * done within it, else the connection is closed (counted). Connection caps:
+ * max_conns in total, max_conns_per_source from one IP address. A connection over a
+ * cap is still accepted while fewer than EDGE_TP_SHED_SLOTS such connections are
+ * open: its first SIP message reaches on_msg with msg NULL and the verdict 503
+ * "Service Unavailable (too many connections)" (the core answers 503 + Retry-After
+ * and closes the flow), and it is closed after slow_timeout_ms whatever happens;
+ * beyond those slots it is closed at accept. Both counted (edge_tp_stats).
+ *
+ * Admission: when admit is set it is asked for every UDP datagram and every accepted
+ * connection before anything is parsed; false drops the datagram or closes the
+ * connection at once, silently (counted as refused) — banned sources cost nothing.
+ *
+ * TLS certificates: edge_tp_reload_tls() re-reads the certificate, key and CA files
+ * (SIGHUP): new handshakes use them, established connections keep theirs.
  *
  * Thread: the daemon's loop only. Callbacks fire from the loop. */
 #ifndef SKEIN_EDGE_TRANSPORT_H
@@ -111,6 +125,12 @@ typedef void(edge_tp_send_error_cb)(struct edge_tp *tp, uint64_t cookie, int err
 /* A flow closed (by the peer, an error, idle timeout or edge_tp_flow_close). */
 typedef void(edge_tp_flow_closed_cb)(struct edge_tp *tp, uint64_t flow, void *arg);
 
+/* Connections above a cap kept open just long enough to answer 503 (see Limits). */
+#define EDGE_TP_SHED_SLOTS 64
+
+/* Is this source let in at all (ban list)? Asked before parsing; see Admission. */
+typedef bool(edge_tp_admit_cb)(const struct edge_addr *src, enum edge_proto p, void *arg);
+
 struct edge_tp_opts {
 	const char *udp;	 /* "127.0.0.1:5060" or "" for none */
 	const char *tcp;
@@ -127,6 +147,9 @@ struct edge_tp_opts {
 	uint64_t idle_timeout_ms; /* default 600000 (0 = default) */
 	uint64_t connect_timeout_ms; /* default 5000 */
 	size_t max_conns;	 /* default 10000 */
+	size_t max_conns_per_source; /* default 256 */
+	uint64_t slow_timeout_ms; /* default 10000 */
+	edge_tp_admit_cb *admit; /* may be NULL: everyone is admitted */
 	edge_tp_msg_cb *on_msg;
 	edge_tp_send_error_cb *on_send_error; /* may be NULL */
 	edge_tp_flow_closed_cb *on_flow_closed; /* may be NULL */
@@ -142,6 +165,10 @@ int edge_tp_alloc(struct edge_tp **tpp, uv_loop_t *loop, const struct edge_tp_op
  * effort); handles close on the loop; the object is freed when they have (sk_deref by
  * the caller after close). */
 void edge_tp_close(struct edge_tp *tp);
+/* Re-reads the TLS certificate, key and CA files (NULL: the same paths as before).
+ * New handshakes use the new ones, live connections keep theirs. On any error
+ * (logged, naming the file) nothing changes and SK_ETLS/SK_EINVAL is returned. */
+int edge_tp_reload_tls(struct edge_tp *tp, const char *cert, const char *key, const char *ca);
 /* Stop accepting new connections (drain); existing flows stay. */
 void edge_tp_stop_accepting(struct edge_tp *tp);
 
@@ -173,6 +200,10 @@ void edge_tp_flow_close(struct edge_tp *tp, uint64_t flow);
 struct edge_tp_stats {
 	uint64_t rx_msgs[EDGE_PROTO_MAX_], tx_msgs[EDGE_PROTO_MAX_];
 	uint64_t conns_open, conns_total, conns_refused, tls_handshake_failures;
+	uint64_t conns_shed;   /* over a cap, answered 503 then closed */
+	uint64_t conns_banned; /* closed at accept by admit */
+	uint64_t slow_closed;  /* closed by slow_timeout_ms */
+	uint64_t rx_banned;    /* UDP datagrams dropped by admit */
 	uint64_t rx_dropped, keepalives;
 	uint64_t ws_upgrades, ws_rejected; /* WebSocket handshakes */
 };

@@ -83,6 +83,9 @@ struct sk_daemon_ops {
 	/* A member of the cluster joined (up) or went away: left, or silent for longer
 	 * than node_timeout (may be NULL; info borrowed). */
 	void (*member)(struct sk_daemon *d, const struct sk_node_info *info, bool up, void *arg);
+	/* SIGHUP, after the reloadable keys were applied (may be NULL): re-read files
+	 * (certificates) and re-derive what depends on reloaded keys. */
+	void (*reload)(struct sk_daemon *d, void *arg);
 	/* Extra HTTP routes; return 1 when the path is not one of them. */
 	int (*http)(struct sk_daemon *d, const struct sk_http_req *req,
 		    struct sk_http_resp *resp, void *arg);
