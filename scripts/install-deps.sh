@@ -14,6 +14,11 @@ PKGS=(
 	# test: SIP peers nobody here wrote (sipp, baresip) and the Kamailio reference
 	libcmocka-dev nanomsg-utils python3 curl procps iproute2 cppcheck
 	sip-tester baresip-core baresip kamailio dnsmasq-base
+	# test: the shipped fail2ban filter against real edge logs (fail2ban-regex,
+	# tests/integration/test_fail2ban_filter.py)
+	fail2ban
+	# test: the TLS policy check (tests/integration/test_edge_tls_policy.py)
+	sslscan
 	# test: a real browser for JsSIP over WebSocket (playwright-core and jssip come
 	# from npm into the build tree, tests/integration/browserlib.py)
 	chromium fonts-liberation nodejs

@@ -190,6 +190,12 @@ void sk_log_write(struct sk_log_mod *mod, enum sk_log_level lvl, const char *fmt
 		sk_buf_json_str(&b, stack);
 		sk_buf_puts(&b, "}\n");
 	} else {
+		/* One event, one line: a control character that came from the network
+		 * (a folded SIP header in a user name) must not start a line that log
+		 * readers such as fail2ban would take for an event of its own. */
+		for (char *c = stack; *c; c++)
+			if ((unsigned char)*c < 0x20 && *c != '\t')
+				*c = '?';
 		sk_buf_printf(&b, "%s %-6s %-9s [%s", ts, names[lvl], mod->name, lg.node);
 		if (lg.ctx_key && lg.ctx_val)
 			sk_buf_printf(&b, " %s=%s", lg.ctx_key, lg.ctx_val);

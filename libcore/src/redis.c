@@ -45,6 +45,12 @@ struct sk_redis {
 	redisAsyncContext *ac;
 	bool up, closing, timed_out;
 	uv_timer_t *timer; /* reconnect and health */
+	/* Commands queued during a loop iteration go out in one write at its end (see
+	 * ev_add_write); flushing: inside that write, where a full socket falls back to
+	 * waiting for UV_WRITABLE. */
+	uv_prepare_t *prep;
+	uv_check_t *check;
+	bool want_flush, flushing;
 	uint64_t next_connect, last_ping;
 	struct rcmd *head, *tail;
 	size_t inflight;
@@ -379,9 +385,43 @@ static void ev_del_read(void *d)
 	ev_update(d, 0, UV_READABLE);
 }
 
+/* hiredis asks for a write event after every command. Arming UV_WRITABLE costs two
+ * epoll_ctl calls and a loop iteration per command; on a connected socket, which is
+ * writable unless its buffer is full, the commands of one loop iteration are instead
+ * written together from the check (after I/O callbacks) or prepare (after timers)
+ * handle of that iteration. */
 static void ev_add_write(void *d)
 {
+	redisLibuvEvents *p = d;
+	struct sk_redis *r = p->context ? p->context->data : NULL;
+
+	if (r && r->prep && !r->flushing && (p->context->c.flags & REDIS_CONNECTED)) {
+		r->want_flush = true;
+		return;
+	}
 	ev_update(d, UV_WRITABLE, 0);
+}
+
+static void flush(struct sk_redis *r)
+{
+	if (!r->want_flush)
+		return;
+	r->want_flush = false;
+	if (!r->ac)
+		return;
+	r->flushing = true;
+	redisAsyncHandleWrite(r->ac); /* may disconnect: r->ac is then NULL */
+	r->flushing = false;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+	flush(h->data);
+}
+
+static void on_check(uv_check_t *h)
+{
+	flush(h->data);
 }
 
 static void ev_del_write(void *d)
@@ -479,6 +519,14 @@ static void timer_close_cb(uv_handle_t *h)
 	sk_deref(r);
 }
 
+static void flush_close_cb(uv_handle_t *h)
+{
+	struct sk_redis *r = h->data;
+
+	free(h);
+	sk_deref(r);
+}
+
 static void redis_destroy(void *data)
 {
 	struct sk_redis *r = data;
@@ -568,6 +616,25 @@ int sk_redis_alloc(struct sk_redis **rp, uv_loop_t *loop, const struct sk_redis_
 	uv_timer_init(loop, r->timer);
 	r->timer->data = sk_ref(r); /* dropped in the close callback */
 	uv_timer_start(r->timer, tick, 0, 100);
+	r->prep = malloc(sizeof(*r->prep));
+	r->check = malloc(sizeof(*r->check));
+	if (r->prep && r->check) {
+		uv_prepare_init(loop, r->prep);
+		uv_check_init(loop, r->check);
+		r->prep->data = sk_ref(r);
+		r->check->data = sk_ref(r);
+		uv_prepare_start(r->prep, on_prepare);
+		uv_check_start(r->check, on_check);
+		/* they never keep the loop alive by themselves */
+		uv_unref((uv_handle_t *)r->prep);
+		uv_unref((uv_handle_t *)r->check);
+	} else {
+		/* without them every command arms UV_WRITABLE, as hiredis does */
+		free(r->prep);
+		free(r->check);
+		r->prep = NULL;
+		r->check = NULL;
+	}
 	*rp = r;
 	return 0;
 }
@@ -589,6 +656,12 @@ void sk_redis_close(struct sk_redis *r)
 	if (r->timer) {
 		uv_close((uv_handle_t *)r->timer, timer_close_cb);
 		r->timer = NULL;
+	}
+	if (r->prep) {
+		uv_close((uv_handle_t *)r->prep, flush_close_cb);
+		uv_close((uv_handle_t *)r->check, flush_close_cb);
+		r->prep = NULL;
+		r->check = NULL;
 	}
 }
 

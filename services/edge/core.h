@@ -18,7 +18,10 @@
 #include "resolve.h"
 
 struct sk_redis_script;
+struct redisReply;
 struct fork;
+struct edge_limits;
+struct edge_guard;
 
 /* [edge] section (docs/configuration.md). */
 struct edge_conf {
@@ -43,7 +46,7 @@ struct edge_conf {
 	/* resource limits (transport.h) */
 	int64_t max_conns_per_source;
 	uint64_t slow_timeout;  /* ms: a message begun on a stream must end within */
-	int64_t max_transactions; /* server transactions at once; 503 above (0: no cap) */
+	int64_t max_transactions; /* requests in hand (no final yet); 503 above (0: no cap) */
 	uint64_t retry_after;   /* ms, Retry-After of the 503s that shed load */
 	/* guard (guard.h): per-source rate limit, cluster-wide bans, scanners */
 	int64_t rate_limit, rate_burst; /* requests/s per source and bucket size */
@@ -99,8 +102,10 @@ struct edge {
 	char host[64];
 	uint16_t port[EDGE_PROTO_MAX_];
 	struct edge_metrics m;
+	struct edge_guard *guard; /* core_guard.c */
 	size_t forks; /* live forking contexts */
 	struct fork *fork_list;
+	struct edge_limits *limits; /* core_limits.c */
 };
 
 /* core_main.c */
@@ -136,8 +141,50 @@ void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *rea
 	       edge_auth_cb *cb, void *arg);
 int edge_auth_setup(struct edge *e);
 
+/* core_guard.c: rate limit, cluster-wide bans, scanners, auth-failure bans. */
+enum edge_guard_verdict { EDGE_GUARD_PASS, EDGE_GUARD_DROP };
+int edge_guard_start(struct edge *e);
+void edge_guard_reload(struct edge *e);
+void edge_guard_stop(struct edge *e);
+/* transport admission (edge_tp_admit_cb, arg = the edge): false for a banned source */
+bool edge_guard_admit(const struct edge_addr *src, enum edge_proto p, void *arg);
+/* A parsed request: DROP when the guard answered it (503) or dropped it. */
+enum edge_guard_verdict edge_guard_request(struct edge *e, const struct edge_rx *rx,
+					   msg_t *msg);
+/* src is in trusted_networks (trunks, monitoring). */
+bool edge_guard_trusted(struct edge *e, const struct edge_addr *src);
+/* More requests in hand than max_transactions (the caller answers 503). */
+bool edge_guard_overloaded(struct edge *e);
+/* A failed digest authentication from src for aor (normalised, or NULL). */
+void edge_guard_auth_failed(struct edge *e, const struct edge_addr *src, const char *aor);
+
 /* core_register.c */
 void edge_register(struct edge *e, struct edge_stx *stx);
+
+/* core_limits.c: per-account limits of concurrent outbound calls and of call
+ * attempts per minute, cluster-wide in Redis (docs/edge.md, "Call limits").
+ * Started and stopped with the domain list (core_domain.c), which also feeds it
+ * the per-domain overrides. */
+enum edge_limit_verdict { EDGE_LIMIT_OK, EDGE_LIMIT_CONCURRENT, EDGE_LIMIT_RATE };
+/* counted: the call is now in the caller's calls in progress (call edge_limits_call_end
+ * if it fails). With EDGE_LIMIT_OK and !counted the call goes on unchecked. */
+typedef void(edge_limits_cb)(struct edge *e, enum edge_limit_verdict v, bool counted,
+			     void *arg);
+int edge_limits_start(struct edge *e);
+void edge_limits_stop(struct edge *e);
+/* An initial INVITE from the authenticated local caller in its From: checked and
+ * counted in one Redis round trip. 0: cb fires once (a refusal was logged and
+ * counted; the caller answers 403 with edge_limits_reason). Otherwise go on at once,
+ * uncounted: SK_ENOENT when no limit applies, another error when Redis could not be
+ * asked (fail open, logged and counted here). */
+int edge_limits_admit(struct edge *e, struct edge_stx *stx, edge_limits_cb *cb, void *arg);
+const char *edge_limits_reason(enum edge_limit_verdict v);
+/* A counted INVITE got a final non-2xx (or none): it stops counting. */
+void edge_limits_call_end(struct edge *e, struct edge_stx *stx);
+/* Any BYE passing through: the call stops counting for the From and To accounts. */
+void edge_limits_bye(struct edge *e, sip_t *sip);
+/* The HGETALL of regdata_key_limits(); an error keeps the last known overrides. */
+void edge_limits_overrides(struct edge *e, int err, const struct redisReply *r);
 
 /* core_proxy.c */
 void edge_proxy_request(struct edge *e, struct edge_stx *stx);

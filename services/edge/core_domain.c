@@ -1,5 +1,6 @@
 /* core_domain: the domains this cluster serves (a Redis set written by `skeinctl domain
- * add`), cached in memory and refreshed every second, and "is this URI us". */
+ * add`) and their call limit overrides (`skeinctl domain set`), cached in memory and
+ * refreshed every second, and "is this URI us". */
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "skein/sk_redis.h"
 #include "skein/sk_sys.h"
 #include "core.h"
+#include "sipmsg.h"
 #include "regdata.h"
 
 SK_LOG_MODULE("edge");
@@ -46,6 +48,14 @@ static void on_members(int err, struct redisReply *r, void *arg)
 	e->ndomains = n;
 }
 
+static void on_limits(int err, struct redisReply *r, void *arg)
+{
+	edge_limits_overrides(arg, err, r);
+}
+
+/* The per-domain call limits are read in the same tick, just before the set: replies
+ * come in order, so a domain seen served has its overrides of that moment applied
+ * too (the tests rely on it). */
 static void refresh(uv_timer_t *t)
 {
 	struct edge *e = t->data;
@@ -53,6 +63,8 @@ static void refresh(uv_timer_t *t)
 
 	if (e->dom_pending || !sk_redis_ready(e->redis))
 		return;
+	if (!regdata_key_limits(key, sizeof(key), e->cluster))
+		sk_redis_cmdf(e->redis, on_limits, e, "HGETALL %s", key);
 	if (regdata_key_domains(key, sizeof(key), e->cluster))
 		return;
 	if (sk_redis_cmdf(e->redis, on_members, e, "SMEMBERS %s", key) == 0)
@@ -61,6 +73,10 @@ static void refresh(uv_timer_t *t)
 
 int edge_domains_start(struct edge *e)
 {
+	int err = edge_limits_start(e);
+
+	if (err)
+		return err;
 	e->dom_timer = sk_sys_timer_start(e->loop, refresh, e, 0, DOMAIN_REFRESH_MS);
 	return e->dom_timer ? 0 : SK_ENOMEM;
 }
@@ -68,6 +84,7 @@ int edge_domains_start(struct edge *e)
 void edge_domains_stop(struct edge *e)
 {
 	e->dom_timer = sk_sys_timer_close(e->dom_timer);
+	edge_limits_stop(e);
 	domains_free(e->domains, e->ndomains);
 	e->domains = NULL;
 	e->ndomains = 0;
@@ -87,7 +104,7 @@ bool edge_uri_is_us(const struct edge *e, const url_t *u)
 {
 	unsigned port;
 	bool tls = u->url_type == url_sips;
-	char tp[8];
+	char tp[8] = ""; /* left as is when the value does not fit: not "tls" */
 
 	if (!u->url_host)
 		return false;
@@ -102,8 +119,7 @@ bool edge_uri_is_us(const struct edge *e, const url_t *u)
 	}
 	if (strcasecmp(u->url_host, e->host))
 		return false;
-	if (u->url_params && url_param(u->url_params, "transport", tp, sizeof(tp)) &&
-	    !strcasecmp(tp, "tls"))
+	if (edge_uri_param(u->url_params, "transport", tp, sizeof(tp)) && !strcasecmp(tp, "tls"))
 		tls = true;
 	port = u->url_port && *u->url_port ? (unsigned)atoi(u->url_port) : (tls ? 5061 : 5060);
 	for (int p = 0; p < EDGE_PROTO_MAX_; p++)

@@ -174,8 +174,13 @@ static void on_msg(struct edge_tp *tp, const struct edge_rx *rx, msg_t *msg, voi
 			edge_tp_flow_close(e->tp, rx->flow);
 		return;
 	}
-	if (sip_object(msg)->sip_request)
+	if (sip_object(msg)->sip_request) {
 		sk_counter_inc(e->m.req[edge_method_idx(sip_object(msg)->sip_request->rq_method)]);
+		if (edge_guard_request(e, rx, msg) == EDGE_GUARD_DROP) {
+			msg_destroy(msg);
+			return;
+		}
+	}
 	edge_txl_input(e->txl, rx, msg);
 }
 
@@ -220,6 +225,16 @@ static void on_request(struct edge_txl *l, struct edge_stx *stx, const struct ed
 
 	(void)l;
 	(void)rx;
+	/* Overloaded: shed new work, OPTIONS probes included, so that load balancers
+	 * move traffic away (RFC 3261 §21.5.4: 503 with Retry-After). */
+	if (edge_guard_overloaded(e)) {
+		char ra[48];
+
+		snprintf(ra, sizeof(ra), "Retry-After: %llu\r\n",
+			 (unsigned long long)(e->conf->retry_after / 1000));
+		edge_reply(e, stx, 503, "Service Unavailable (overloaded)", ra);
+		return;
+	}
 	if (options_for_us(e, stx))
 		return;
 	/* Draining: new out-of-dialog work goes elsewhere; dialogs finish here. */
@@ -326,6 +341,7 @@ int edge_core_start(struct edge *e)
 		.max_conns = (size_t)c->max_conns,
 		.max_conns_per_source = (size_t)c->max_conns_per_source,
 		.slow_timeout_ms = c->slow_timeout,
+		.admit = edge_guard_admit,
 		.on_msg = on_msg,
 		.on_send_error = on_send_error,
 		.on_flow_closed = on_flow_closed,
@@ -400,6 +416,8 @@ int edge_core_start(struct edge *e)
 	if (!err)
 		err = edge_auth_setup(e);
 	if (!err)
+		err = edge_guard_start(e);
+	if (!err)
 		err = edge_domains_start(e);
 	if (!err)
 		err = edge_relay_start(e);
@@ -439,10 +457,12 @@ void edge_core_reload(struct edge *e)
 
 	if (e->tp && (c->listen_tls[0] || c->listen_wss[0] || c->tls_ca[0]))
 		edge_tp_reload_tls(e->tp, c->tls_cert, c->tls_key, c->tls_ca);
+	edge_guard_reload(e);
 }
 
 void edge_core_stop(struct edge *e)
 {
+	edge_guard_stop(e);
 	edge_domains_stop(e);
 	e->secret_timer = sk_sys_timer_close(e->secret_timer);
 	if (e->txl) {

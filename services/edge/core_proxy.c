@@ -38,7 +38,11 @@ struct fork {
 	struct edge_stx *stx;
 	enum edge_proto in;
 	bool invite, final_sent, canceled, record_route, authed;
+	/* Out of dialog with a route set beyond us (§16.4): where it goes next, once the
+	 * caller is known (authenticated, or a trusted network) — never an open relay. */
+	const url_t *preloaded;
 	bool ended; /* fork_end() ran: its own reference is gone */
+	bool counted; /* in the caller's calls in progress (core_limits.c) */
 	char aor[REGDATA_AOR_MAX];
 	struct regdata_bindings bs; /* targets from Redis, by q (highest first) */
 	size_t next;                /* first binding not tried yet */
@@ -105,6 +109,9 @@ static void fork_end(struct fork *f)
 	if (f->ended)
 		return;
 	f->ended = true;
+	/* An INVITE that failed (or was never answered) stops counting at once. */
+	if (f->counted && (edge_stx_status(f->stx) < 200 || edge_stx_status(f->stx) >= 300))
+		edge_limits_call_end(f->e, f->stx);
 	if (edge_stx_tu(f->stx) == f)
 		edge_stx_set_tu(f->stx, NULL);
 	sk_deref(f);
@@ -456,8 +463,15 @@ static void on_lookup(int err, struct redisReply *r, void *arg)
 		fork_end(f);
 	} else if (f->canceled) {
 		fork_end(f);
+	} else if (f->bs.n == 0 && !f->authed) {
+		/* No user-existence oracle for who has not authenticated (svwar and
+		 * friends): unknown and known-but-offline users get the same 480 after
+		 * the same single lookup. */
+		send_final(f, 480, "Temporarily Unavailable");
+		fork_end(f);
 	} else if (f->bs.n == 0) {
-		/* Unknown user 404, known without binding 480 (§16.5 / 10.3). */
+		/* A subscriber learns 404 for an unknown user, 480 for one without a
+		 * binding (§16.5 / 10.3). */
 		if (regdata_key_cred(key, sizeof(key), e->cluster, f->aor) ||
 		    sk_redis_cmdf(e->redis, on_exists, sk_ref(f), "EXISTS %s", key)) {
 			sk_deref(f);
@@ -479,7 +493,10 @@ static void lookup(struct fork *f, const char *user, const char *domain)
 
 	snprintf(tmp, sizeof(tmp), "%s@%s", user ? user : "", domain);
 	if (!user || regdata_aor_norm(f->aor, sizeof(f->aor), tmp, &why)) {
-		send_final(f, 404, "Not Found");
+		if (f->authed)
+			send_final(f, 404, "Not Found");
+		else
+			send_final(f, 480, "Temporarily Unavailable");
 		fork_end(f);
 		return;
 	}
@@ -607,6 +624,16 @@ static void route_local_or_out(struct fork *f)
 		lookup(f, ru->url_user, ru->url_host);
 		return;
 	}
+	if (f->preloaded) {
+		if (!f->authed && !edge_guard_trusted(e, &edge_stx_rx(f->stx)->src)) {
+			send_final(f, 403, "Forbidden (relaying denied)");
+			fork_end(f);
+			return;
+		}
+		trying(f);
+		to_uri(f, f->preloaded);
+		return;
+	}
 	/* Another domain: only for our authenticated subscribers (no open relay). */
 	if (!f->authed) {
 		send_final(f, 403, "Forbidden (relaying denied)");
@@ -615,6 +642,35 @@ static void route_local_or_out(struct fork *f)
 	}
 	trying(f);
 	to_uri(f, ru);
+}
+
+static void on_limits(struct edge *e, enum edge_limit_verdict v, bool counted, void *arg)
+{
+	struct fork *f = arg;
+
+	f->counted = counted;
+	if (f->ended) {
+		if (counted) /* shut down meanwhile */
+			edge_limits_call_end(e, f->stx);
+	} else if (f->canceled) {
+		fork_end(f); /* answered 487 by edge_proxy_cancel */
+	} else if (v != EDGE_LIMIT_OK) {
+		send_final(f, 403, edge_limits_reason(v));
+		fork_end(f);
+	} else {
+		route_local_or_out(f);
+	}
+	sk_deref(f); /* the reference of the check */
+}
+
+/* Toll fraud: an initial INVITE of a local caller counts against its call limits
+ * (cluster-wide) before it is routed. */
+static void admit(struct fork *f)
+{
+	if (edge_limits_admit(f->e, f->stx, on_limits, sk_ref(f)) == 0)
+		return;
+	sk_deref(f);
+	route_local_or_out(f);
 }
 
 static void on_auth(struct edge *e, struct edge_stx *stx, bool ok, const char *user, void *arg)
@@ -635,7 +691,10 @@ static void on_auth(struct edge *e, struct edge_stx *stx, bool ok, const char *u
 		fork_end(f);
 	} else {
 		f->authed = true;
-		route_local_or_out(f);
+		if (f->invite)
+			admit(f);
+		else
+			route_local_or_out(f);
 	}
 	sk_deref(f); /* the reference of the authentication */
 }
@@ -710,6 +769,7 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 		edge_reply(e, stx, 500, "Server Internal Error", NULL);
 		return;
 	}
+	edge_limits_bye(e, sip); /* a call ends: it stops counting, whatever the answer */
 	loop_hash(msg, sip, f->loop_tag);
 	if (looped(e, sip, f->loop_tag)) {
 		send_final(f, 482, NULL);
@@ -718,17 +778,6 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 	}
 	ours = edge_route_self(e, sip->sip_route, &r, &ref);
 	f->record_route = !in_dialog && dialog_creating(sip->sip_request->rq_method);
-	if (r) {
-		/* A route set beyond us (§16.4, §16.6 item 6): follow it. */
-		if (!ours && !in_dialog) {
-			send_final(f, 403, "Forbidden (preloaded route not through us)");
-			fork_end(f);
-			return;
-		}
-		trying(f);
-		to_uri(f, r->r_url);
-		return;
-	}
 	if (in_dialog) {
 		/* In-dialog without a Route naming us is not ours to route (§16.12). */
 		if (!ours) {
@@ -737,11 +786,22 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 			return;
 		}
 		trying(f);
-		if (ref.valid)
+		if (r) /* the route set beyond us (§16.4, §16.6 item 6) */
+			to_uri(f, r->r_url);
+		else if (ref.valid)
 			to_flow(f, &ref);
 		else
 			to_uri(f, sip->sip_request->rq_url);
 		return;
+	}
+	if (r) {
+		if (!ours) {
+			send_final(f, 403, "Forbidden (preloaded route not through us)");
+			fork_end(f);
+			return;
+		}
+		/* followed by route_local_or_out once the caller is known */
+		f->preloaded = r->r_url;
 	}
 	/* Out of dialog: local callers authenticate (§22.3, 407). */
 	if (edge_domain_local(e, sip->sip_from->a_url->url_host)) {

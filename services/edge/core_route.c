@@ -13,6 +13,7 @@
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "core.h"
+#include "sipmsg.h"
 
 SK_LOG_MODULE("route");
 
@@ -21,7 +22,7 @@ int edge_route_uri(struct edge *e, const url_t *u, struct edge_dest *d)
 	char host[64], param[16];
 	unsigned port;
 	const char *h;
-	size_t hl;
+	size_t hl, n;
 	bool sips = u->url_type == url_sips;
 
 	(void)e;
@@ -29,19 +30,24 @@ int edge_route_uri(struct edge *e, const url_t *u, struct edge_dest *d)
 	if ((u->url_type != url_sip && !sips) || !u->url_host)
 		return SK_EINVAL;
 	d->proto = sips ? EDGE_PROTO_TLS : EDGE_PROTO_UDP;
-	/* maddr overrides the host (§19.1.1); transport= picks the protocol (§18.1.1). */
-	if (u->url_params && url_param(u->url_params, "transport", param, sizeof(param))) {
-		if (edge_proto_parse(param, &d->proto))
+	/* maddr overrides the host (§19.1.1); transport= picks the protocol (§18.1.1).
+	 * edge_uri_param() returns the size the value needs and copies nothing when that
+	 * is more than the buffer: too long is unusable, not absent. */
+	n = edge_uri_param(u->url_params, "transport", param, sizeof(param));
+	if (n) {
+		if (n > sizeof(param) || edge_proto_parse(param, &d->proto))
 			return SK_ENOTSUP;
 		if (sips && d->proto != EDGE_PROTO_TLS)
 			d->proto = EDGE_PROTO_TLS;
 	}
-	if (u->url_params && url_param(u->url_params, "maddr", host, sizeof(host)))
-		h = host;
-	else
-		h = u->url_host;
+	n = edge_uri_param(u->url_params, "maddr", host, sizeof(host));
+	if (n > sizeof(host))
+		return SK_EINVAL;
+	h = n ? host : u->url_host;
 	hl = strlen(h);
 	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+		if (hl - 2 >= sizeof(host))
+			return SK_EINVAL; /* no IPv6 literal is that long */
 		memmove(host, h + 1, hl - 2);
 		host[hl - 2] = 0;
 		h = host;

@@ -544,6 +544,11 @@ static bool uri_matches(const char *digest_uri, const url_t *ruri)
 	/* url_e() returns the length it needs; the text is whole only when that fits. */
 	if (n > 0 && (size_t)n < sizeof(text) && strcmp(text, digest_uri) == 0)
 		return true;
+	/* Not for tel: sofia-sip 1.12 compares tel numbers past their end when one ends
+	 * in a visual separator ("tel:+1-"; found by tests/fuzz/fuzz_uri.c), and RFC
+	 * 3966 comparison is not §19.1.4 anyway: the text must then be the same. */
+	if (ruri->url_type == url_tel)
+		return false;
 	u = url_make(home, digest_uri);
 	same = u && u->url_type == ruri->url_type && url_cmp_all(u, ruri) == 0;
 	su_home_deinit(home);

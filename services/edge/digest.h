@@ -159,7 +159,7 @@ int edge_digest_creds_get(struct edge_digest_creds *c, const msg_auth_t *au, con
  * digest-uri: it must name the Request-URI: equal as text, or else equal under RFC 3261
  * §19.1.4 comparison of every part (url_cmp_all), because sofia-sip keeps the parsed
  * Request-URI and a client may escape or order parameters differently when it copies
- * it. request_uri NULL skips this check (for tests of non-SIP vectors).
+ * it. A tel: Request-URI must be equal as text. request_uri NULL skips this check (for tests of non-SIP vectors).
  *
  * response: RFC 7616 §3.4.1, HA2 = H(method ":" digest-uri); with qop=auth
  * H(HA1 ":" nonce ":" nc ":" cnonce ":auth:" HA2), without qop H(HA1 ":" nonce ":" HA2);

@@ -3,8 +3,10 @@
  * config table to the core. */
 #include <stddef.h>
 #include <string.h>
+#include "skein/sk_mem.h"
 #include "skein/sk_node.h"
 #include "core.h"
+#include "guard.h"
 
 static struct edge_conf conf;
 static struct edge edge;
@@ -20,6 +22,16 @@ static int check_algs(const char *v, const char **why)
 		*why = "expected a comma-separated list of sha256 and md5";
 		return -1;
 	}
+	return 0;
+}
+
+static int check_nets(const char *v, const char **why)
+{
+	struct guard_nets *n;
+
+	if (guard_nets_parse(&n, v, why))
+		return -1;
+	sk_deref(n);
 	return 0;
 }
 
@@ -105,7 +117,9 @@ static const struct sk_conf_key keys[] = {
 	 "connection is closed",
 	 0, 100, 600000, 0, 0},
 	{"max_transactions", SK_CONF_INT, offsetof(struct edge_conf, max_transactions), "100000",
-	 "Server transactions at once; new requests above it get 503 + Retry-After (0: no cap)",
+	 "Requests in hand at once (server transactions without a final response yet; "
+	 "finished ones absorbing retransmissions do not count); new requests above it get "
+	 "503 + Retry-After (0: no cap)",
 	 SK_CONF_RELOAD, 0, 10000000, 0, 0},
 	{"retry_after", SK_CONF_DURATION, offsetof(struct edge_conf, retry_after), "30s",
 	 "Retry-After of the 503 responses that shed load", SK_CONF_RELOAD, 1000, 3600000, 0,
@@ -145,7 +159,7 @@ static const struct sk_conf_key keys[] = {
 	{"trusted_networks", SK_CONF_STR, offsetof(struct edge_conf, trusted_networks), "",
 	 "Networks never rate-limited nor banned (trunks, monitoring): comma-separated CIDR, "
 	 "e.g. 192.0.2.0/24,2001:db8::/32",
-	 SK_CONF_RELOAD, 0, 0, 0, 0},
+	 SK_CONF_RELOAD, 0, 0, 0, check_nets},
 	{"call_limit", SK_CONF_INT, offsetof(struct edge_conf, call_limit), "0",
 	 "Concurrent outbound calls per account, cluster-wide (403 above); 0: no limit; a "
 	 "domain may override it (skeinctl domain set)",

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
@@ -293,4 +294,26 @@ int edge_request_derive(struct sk_buf *out, msg_t *invite, const char *method, c
 	sk_buf_printf(out, "CSeq: %u %s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
 		      sip->sip_cseq->cs_seq, method);
 	return out->err;
+}
+
+size_t edge_uri_param(const char *params, const char *name, char *value, size_t size)
+{
+	size_t nl = strlen(name);
+
+	if (nl && name[nl - 1] == '=')
+		nl--;
+	for (const char *p = params; p && *p;) {
+		size_t n = strcspn(p, ";"), vl;
+
+		if (n >= nl && !strncasecmp(p, name, nl) && (n == nl || p[nl] == '=')) {
+			vl = n > nl ? n - nl - 1 : 0;
+			if (vl < size) {
+				memcpy(value, p + n - vl, vl);
+				value[vl] = '\0';
+			}
+			return vl + 1;
+		}
+		p = p[n] ? p + n + 1 : NULL; /* not past the end (url_param() does) */
+	}
+	return 0;
 }

@@ -40,4 +40,12 @@ int edge_response_build(struct sk_buf *out, msg_t *req, int status, const char *
 int edge_request_derive(struct sk_buf *out, msg_t *invite, const char *method,
 			const sip_to_t *to);
 
+/* The value of the URI parameter name (case-insensitive; a trailing '=' is ignored) in
+ * params (url->url_params, borrowed, may be NULL), with url_param()'s contract: 0 when
+ * absent, else the size the value needs with its NUL (1 for a parameter without value),
+ * copied into value only when that is at most size. Use it instead of url_param(),
+ * which in sofia-sip 1.12 reads past the end of params when the last parameter starts
+ * with name ("lrx" looking for "lr"; found by tests/fuzz/fuzz_uri.c). */
+size_t edge_uri_param(const char *params, const char *name, char *value, size_t size);
+
 #endif

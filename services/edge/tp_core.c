@@ -113,6 +113,8 @@ int tp_flow_add(struct edge_tp *tp, struct tp_flow *f)
 	f->addr_next = tp->by_addr[k];
 	tp->by_addr[k] = f;
 	tp->nflows++;
+	if (f->shed)
+		tp->nshed++;
 	tp->st.conns_open++;
 	tp->st.conns_total++;
 	if (tp->m.conns)
@@ -138,6 +140,11 @@ void tp_flow_remove(struct edge_tp *tp, struct tp_flow *f)
 			break;
 		}
 	tp->nflows--;
+	if (f->shed)
+		tp->nshed--;
+	if (f->src_counted)
+		tp_src_del(tp, &f->remote);
+	f->src_counted = false;
 	tp->st.conns_open--;
 	if (tp->m.conns)
 		sk_gauge_add(tp->m.conns, -1);
@@ -180,6 +187,7 @@ static void tp_destroy(void *data)
 	struct edge_tp *tp = data;
 
 	tp_tls_free(tp);
+	tp_src_free(tp);
 	sk_deref(tp->spare);
 	sk_deref(tp->tls_ca);
 	sk_deref(tp->ws_origins);
@@ -205,7 +213,24 @@ static void metrics_init(struct edge_tp *tp, struct sk_metrics *m, const char *p
 	snprintf(n, sizeof(n), "%s_connections", prefix);
 	tp->m.conns = sk_metrics_gauge(m, n, "Open TCP/TLS connections", NULL, NULL);
 	snprintf(n, sizeof(n), "%s_connections_refused_total", prefix);
-	tp->m.refused = sk_metrics_counter(m, n, "Connections refused above max_conns", NULL, NULL);
+	/* reason: "limit" closed at accept over max_conns or max_conns_per_source with
+	 * every shed slot taken; "shed" over a cap, kept to answer 503; "banned" by the
+	 * admission hook (transport.h, Limits and Admission). */
+	tp->m.refused =
+	    sk_metrics_counter(m, n, "Connections turned away, by reason", "reason", "limit");
+	tp->m.shed =
+	    sk_metrics_counter(m, n, "Connections turned away, by reason", "reason", "shed");
+	tp->m.banned =
+	    sk_metrics_counter(m, n, "Connections turned away, by reason", "reason", "banned");
+	snprintf(n, sizeof(n), "%s_connections_slow_closed_total", prefix);
+	tp->m.slow = sk_metrics_counter(
+	    m, n,
+	    "Connections closed for a message, TLS handshake or WebSocket upgrade not done "
+	    "within slow_timeout",
+	    NULL, NULL);
+	snprintf(n, sizeof(n), "%s_rx_banned_total", prefix);
+	tp->m.rx_banned =
+	    sk_metrics_counter(m, n, "UDP datagrams dropped by the admission hook", NULL, NULL);
 	snprintf(n, sizeof(n), "%s_tls_handshake_failures_total", prefix);
 	tp->m.tls_fail = sk_metrics_counter(m, n, "TLS handshakes that failed", NULL, NULL);
 	snprintf(n, sizeof(n), "%s_keepalives_total", prefix);
@@ -255,6 +280,10 @@ int edge_tp_alloc(struct edge_tp **tpp, uv_loop_t *loop, const struct edge_tp_op
 		tp->o.max_conns = 10000;
 	if (!tp->o.ws_max_frame)
 		tp->o.ws_max_frame = 65535;
+	if (!tp->o.max_conns_per_source)
+		tp->o.max_conns_per_source = 256;
+	if (!tp->o.slow_timeout_ms)
+		tp->o.slow_timeout_ms = 10000;
 	if (set(o->ws_origins) && !(tp->ws_origins = sk_strdup(o->ws_origins))) {
 		err = SK_ENOMEM;
 		goto out;

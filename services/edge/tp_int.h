@@ -3,6 +3,7 @@
 #ifndef SKEIN_EDGE_TP_INT_H
 #define SKEIN_EDGE_TP_INT_H
 #include <openssl/ssl.h>
+#include "tp_frame.h"
 #include "transport.h"
 
 enum {
@@ -28,6 +29,7 @@ static inline bool tp_is_ws(enum edge_proto p)
 
 struct sk_counter;
 struct sk_gauge;
+struct tp_src;
 
 struct edge_tp {
 	uv_loop_t *loop;
@@ -39,13 +41,18 @@ struct edge_tp {
 	bool has[EDGE_PROTO_MAX_];
 	SSL_CTX *srv_ctx, *cli_ctx;
 	char *tls_ca;			   /* copied from the options */
+	char *tls_cert, *tls_key;	   /* copied: edge_tp_reload_tls(NULL...) */
 	char *ws_origins;		   /* copied; NULL: any Origin */
 	struct tp_flow **by_id, **by_addr; /* flow table: two chained hashes */
 	size_t nbuckets, nflows;
+	size_t nshed;	     /* flows open over a cap (shed), in nflows */
+	struct tp_src **src; /* inbound flows per source IP (tp_src.c) */
+	size_t nsrcb, nsrc;
 	struct edge_tp_stats st;
 	struct {
 		struct sk_counter *rx[EDGE_PROTO_MAX_], *tx[EDGE_PROTO_MAX_];
 		struct sk_counter *refused, *tls_fail, *keepalives, *dropped;
+		struct sk_counter *shed, *banned, *slow, *rx_banned;
 		struct sk_gauge *conns;
 		struct sk_counter *ws_ok, *ws_rejected, *ws_close[TP_WS_CODES];
 	} m;
@@ -77,22 +84,28 @@ struct tp_flow {
 	enum edge_proto proto;
 	enum flow_state state;
 	bool outbound;
-	bool rx_broken; /* framing lost (400/513): input is discarded */
-	bool draining;	/* edge_tp_flow_close: closes once the write queue is empty */
-	int err;	/* why it closed: reported with pending sends */
+	bool rx_broken;	  /* framing lost (400/513): input is discarded */
+	bool draining;	  /* edge_tp_flow_close: closes once the write queue is empty */
+	bool shed;	  /* accepted over a cap: its first message gets 503 (transport.h) */
+	bool src_counted; /* counted in the per-source table (tp_src.c) */
+	int err;	  /* why it closed: reported with pending sends */
 	struct edge_addr remote, local;
 	uv_tcp_t *tcp;
 	uv_timer_t *timer; /* connect/handshake timeout, then idle timeout */
 	uv_shutdown_t sreq;
-	uint64_t last_io; /* uv_now() of the last read or write */
-	char *buf;	  /* received plaintext: [0, len) buffered */
+	uint64_t last_io;   /* uv_now() of the last read or write */
+	uint64_t slow_at;   /* uv_now() by which what is begun must be done, 0: none */
+	uint64_t shed_at;   /* a shed flow closes then whatever happens */
+	uint64_t rx_msgs;   /* messages (and keep-alives) read whole: progress */
+	uint64_t slow_msgs; /* rx_msgs when slow_at was set */
+	char *buf;	    /* received plaintext: [0, len) buffered */
 	size_t len, cap;
-	size_t scan, need; /* framing progress of the message at buf[0] (tp_stream.c) */
+	struct tp_sframe sf; /* framing progress of the message at buf[0] (tp_stream.c) */
 	struct tp_pend *pend, **pend_tail;
 	size_t queued; /* bytes pending + in uv write requests */
 	SSL *ssl;
 	BIO *rbio, *wbio;
-	char *tls_name; /* outbound: the name verified (NULL: none) */
+	char *tls_name;	  /* outbound: the name verified (NULL: none) */
 	struct tp_ws *ws; /* WS/WSS: the WebSocket layer's state (tp_ws.c) */
 };
 
@@ -102,19 +115,12 @@ enum ws_state {
 	WS_CLOSING, /* close frame sent (or the upgrade refused): nothing more */
 };
 
-/* A WebSocket connection: where the frame parser is (RFC 6455 §5.2), the message
- * being reassembled (§5.4) and the close handshake (§5.5.1). */
+/* A WebSocket connection: the frame decoder (tp_frame.h) and the close handshake
+ * (RFC 6455 §5.5.1). */
 struct tp_ws {
 	enum ws_state state;
 	size_t scan;	     /* WS_HTTP: the head was searched up to here */
-	bool in_frame, fin;  /* a frame header was read; its FIN bit */
-	uint8_t op;	     /* its opcode */
-	uint8_t mask[4];     /* its masking key */
-	uint64_t flen, got;  /* its payload length, bytes of it read */
-	uint8_t mop;	     /* opcode of the message being reassembled, 0: none */
-	char *msg;	     /* the message: [0, mlen) unmasked */
-	size_t mlen, mcap;
-	uint8_t ctl[125];    /* a control frame's payload (§5.5: at most 125 bytes) */
+	struct tp_wsdec dec; /* WS_OPEN: frames and the message being reassembled */
 	int last_status;     /* verdict of the last SIP message delivered */
 	bool close_sent;
 };
@@ -131,6 +137,12 @@ struct tp_flow *tp_flow_by_addr(const struct edge_tp *tp, enum edge_proto p,
 uint64_t tp_flow_next_id(void);
 /* Named uv error text for logs. */
 const char *tp_strerror(int err);
+
+/* tp_src.c: inbound connections per source IP */
+size_t tp_src_count(const struct edge_tp *tp, const struct edge_addr *a);
+int tp_src_add(struct edge_tp *tp, const struct edge_addr *a);
+void tp_src_del(struct edge_tp *tp, const struct edge_addr *a);
+void tp_src_free(struct edge_tp *tp);
 
 /* tp_udp.c */
 int tp_udp_open(struct edge_tp *tp, const char *addr);
@@ -154,12 +166,19 @@ void tp_flow_drain(struct tp_flow *f);
 int tp_flow_write(struct tp_flow *f, const void *data, size_t len, uint64_t cookie);
 /* Plaintext onto the byte stream of a flow that is up: through TLS for TLS/WSS. */
 int tp_flow_put(struct tp_flow *f, const void *data, size_t len, uint64_t cookie);
+/* A shed flow's first message (transport.h, Limits): a request gets the verdict 503
+ * (*msg freed), nothing after it is read; anything else is dropped and the flow
+ * drains. true when there is nothing to deliver. */
+bool tp_shed_verdict(struct tp_flow *f, struct edge_verdict *v, msg_t **msg);
 /* The connection (and handshake) is up: pending sends go out. */
 void tp_flow_up(struct tp_flow *f);
 /* Frames and delivers what is buffered in f->buf. */
 void tp_flow_parse(struct tp_flow *f);
 /* Makes room in f->buf for more bytes; the free space (0 when full). */
 size_t tp_flow_space(struct tp_flow *f);
+/* Input was read and parsed: starts or ends the slow_timeout_ms deadline of what is
+ * begun (a message, a TLS record, the WebSocket upgrade). */
+void tp_flow_progress(struct tp_flow *f);
 
 /* tp_tls.c */
 int tp_tls_init_server(struct edge_tp *tp);
@@ -173,6 +192,8 @@ int tp_tls_send(struct tp_flow *f, const void *data, size_t len, uint64_t cookie
 void tp_tls_flow_free(struct tp_flow *f);
 /* Queues close_notify (RFC 8446 §6.1) on a flow that is up. */
 void tp_tls_shutdown(struct tp_flow *f);
+/* Ciphertext of a record begun but not whole (slow senders). */
+bool tp_tls_pending(const struct tp_flow *f);
 
 /* tp_ws.c: WebSocket framing (RFC 6455 §5) on WS/WSS flows */
 int tp_ws_flow_init(struct tp_flow *f);
@@ -189,8 +210,6 @@ void tp_ws_shutdown(struct tp_flow *f);
 /* The transport closes: a close frame 1001 (RFC 6455 §7.4.1) before the hard close. */
 void tp_ws_going_away(struct tp_flow *f);
 void tp_ws_metrics(struct edge_tp *tp, struct sk_metrics *m, const char *prefix);
-/* RFC 3629: s[0, n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-bool tp_utf8_valid(const void *s, size_t n);
 
 /* tp_ws_http.c: the opening handshake (RFC 6455 §4.2, RFC 7118 §4.1) */
 /* Reads the upgrade request at f->buf[0]: > 0 the bytes of it once the connection is

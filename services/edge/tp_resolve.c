@@ -28,6 +28,7 @@ struct lookup;
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
 #include "resolve.h"
+#include "sipmsg.h"
 
 SK_LOG_MODULE("edge.dns");
 
@@ -717,12 +718,9 @@ static void start(struct edge_query *q, const url_t *u)
 	int af;
 	uint16_t port = 0;
 
-	if (u->url_params) {
-		if (!url_param(u->url_params, "transport=", tp, sizeof(tp)))
-			tp[0] = '\0';
-		if (!url_param(u->url_params, "maddr=", maddr, sizeof(maddr)))
-			maddr[0] = '\0';
-	}
+	/* Too long a value leaves the buffer "": no transport we have, no maddr. */
+	edge_uri_param(u->url_params, "transport", tp, sizeof(tp));
+	edge_uri_param(u->url_params, "maddr", maddr, sizeof(maddr));
 	copy_name(q->host, maddr[0] ? maddr : u->url_host);
 	if (!ip_literal(u->url_host, &af, ip))
 		copy_name(q->name, u->url_host);

@@ -73,7 +73,7 @@ static void tcp_close_cb(uv_handle_t *h)
 	sk_deref(f);
 }
 
-void tp_flow_close(struct tp_flow *f, int err)
+static void flow_close(struct tp_flow *f, int err, bool reset)
 {
 	if (f->state == F_CLOSED)
 		return;
@@ -82,7 +82,14 @@ void tp_flow_close(struct tp_flow *f, int err)
 	if (f->id)
 		tp_flow_remove(f->tp, f);
 	uv_close((uv_handle_t *)f->timer, handle_close_cb);
-	uv_close((uv_handle_t *)f->tcp, tcp_close_cb);
+	/* A reset leaves no TIME_WAIT here: for connections turned away at accept. */
+	if (!reset || uv_tcp_close_reset(f->tcp, tcp_close_cb))
+		uv_close((uv_handle_t *)f->tcp, tcp_close_cb);
+}
+
+void tp_flow_close(struct tp_flow *f, int err)
+{
+	flow_close(f, err, false);
 }
 
 /* A new flow with its two handles; the caller holds the one reference returned.
@@ -232,33 +239,96 @@ static int flow_send(struct tp_flow *f, const void *data, size_t len, uint64_t c
 
 /* ---- timers ---- */
 
+/* Why one timer per flow and no more: every deadline of a flow (idle, slow sender,
+ * shed) is a field; the timer is armed for the earliest and on_timer sorts out which
+ * one it was, re-arming for the next. Reads and writes only stamp last_io. */
+static void on_timer(uv_timer_t *t);
+
+static void flow_arm(struct tp_flow *f)
+{
+	struct edge_tp *tp = f->tp;
+	uint64_t now = uv_now(tp->loop), next = f->last_io + tp->o.idle_timeout_ms;
+
+	if (f->slow_at && f->slow_at < next)
+		next = f->slow_at;
+	if (f->shed && f->shed_at < next)
+		next = f->shed_at;
+	uv_timer_start(f->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+/* What did not come in time: a TLS handshake, a WebSocket upgrade or a message. */
+static void slow_close(struct tp_flow *f)
+{
+	struct edge_tp *tp = f->tp;
+	char s[96];
+
+	TP_COUNT(tp, slow, slow_closed);
+	if (f->state == F_HANDSHAKE) {
+		SK_INFO("%s: TLS handshake not done within %llu ms, closing",
+			flow_str(f, s, sizeof(s)), (unsigned long long)tp->o.slow_timeout_ms);
+		TP_COUNT(tp, tls_fail, tls_handshake_failures);
+	} else if (f->ws && !tp_ws_open(f)) {
+		SK_INFO("%s: WebSocket upgrade not done within %llu ms, closing",
+			flow_str(f, s, sizeof(s)), (unsigned long long)tp->o.slow_timeout_ms);
+		TP_COUNT(tp, ws_rejected, ws_rejected);
+	} else {
+		SK_INFO("%s: message begun and not complete within %llu ms, closing",
+			flow_str(f, s, sizeof(s)), (unsigned long long)tp->o.slow_timeout_ms);
+	}
+	tp_flow_close(f, SK_ETIMEDOUT);
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct tp_flow *f = t->data;
 	struct edge_tp *tp = f->tp;
-	uint64_t now = uv_now(tp->loop), idle = now - f->last_io;
+	uint64_t now = uv_now(tp->loop);
 	char s[96];
 
 	if (f->draining) {
 		tp_flow_close(f, SK_ECANCELED);
-	} else if (f->state == F_CONNECTING || f->state == F_HANDSHAKE) {
+	} else if (f->state == F_CONNECTING || (f->state == F_HANDSHAKE && f->outbound)) {
 		SK_WARN("%s: %s timed out", flow_str(f, s, sizeof(s)),
 			f->state == F_CONNECTING ? "connect" : "TLS handshake");
 		if (f->state == F_HANDSHAKE)
 			TP_COUNT(tp, tls_fail, tls_handshake_failures);
 		tp_flow_close(f, SK_ETIMEDOUT);
-	} else if (f->ws && !tp_ws_open(f)) {
-		/* The upgrade request did not come whole within connect_timeout_ms. */
-		SK_DEBUG("%s: WebSocket upgrade timed out", flow_str(f, s, sizeof(s)));
-		TP_COUNT(tp, ws_rejected, ws_rejected);
+	} else if (f->shed && now >= f->shed_at) {
+		SK_DEBUG("%s: over a connection cap, closing", flow_str(f, s, sizeof(s)));
 		tp_flow_close(f, SK_ETIMEDOUT);
-	} else if (idle >= tp->o.idle_timeout_ms) {
+	} else if (f->slow_at && now >= f->slow_at) {
+		slow_close(f);
+	} else if (now - f->last_io >= tp->o.idle_timeout_ms) {
 		SK_DEBUG("%s: idle, closing", flow_str(f, s, sizeof(s)));
 		tp_flow_close(f, SK_ETIMEDOUT);
 	} else {
-		/* Reads and writes only stamp last_io: the timer is re-armed here. */
-		uv_timer_start(f->timer, on_timer, tp->o.idle_timeout_ms - idle, 0);
+		flow_arm(f);
 	}
+}
+
+/* Why the deadline is kept while the same thing is still begun and restarts once a
+ * message was read whole: a peer may send one byte every few seconds to keep a
+ * connection and its buffer (slowloris); the idle timeout never fires for it. */
+void tp_flow_progress(struct tp_flow *f)
+{
+	struct edge_tp *tp = f->tp;
+	bool partial;
+
+	if (f->state != F_UP || f->draining)
+		return;
+	partial = f->len || (tp_is_tls(f->proto) && tp_tls_pending(f)) ||
+		  (f->ws && (!tp_ws_open(f) || tp_wsdec_partial(&f->ws->dec)));
+	if (!partial) {
+		f->slow_at = 0; /* the timer finds nothing due and re-arms for idle */
+		return;
+	}
+	if (f->slow_at && f->rx_msgs == f->slow_msgs)
+		return;
+	f->slow_at = uv_now(tp->loop) + tp->o.slow_timeout_ms;
+	f->slow_msgs = f->rx_msgs;
+	if (uv_timer_get_due_in(f->timer) > tp->o.slow_timeout_ms ||
+	    !uv_is_active((uv_handle_t *)f->timer))
+		flow_arm(f);
 }
 
 void tp_flow_up(struct tp_flow *f)
@@ -268,9 +338,9 @@ void tp_flow_up(struct tp_flow *f)
 
 	f->state = F_UP;
 	f->last_io = uv_now(f->tp->loop);
-	/* WS: first the upgrade, bounded like a connect; on_timer then goes idle. */
-	uv_timer_start(f->timer, on_timer,
-		       f->ws ? f->tp->o.connect_timeout_ms : f->tp->o.idle_timeout_ms, 0);
+	/* WS: first the upgrade, bounded like a slow message; then idle. */
+	f->slow_at = f->ws ? f->last_io + f->tp->o.slow_timeout_ms : 0;
+	flow_arm(f);
 	while (f->state == F_UP && (pd = f->pend)) {
 		f->pend = pd->next;
 		if (!f->pend)
@@ -342,90 +412,21 @@ size_t tp_flow_space(struct tp_flow *f)
 	return f->cap - f->len;
 }
 
-/* CRLF keep-alives (RFC 5626 §4.4.1): a double CRLF is a ping, answered with one
- * CRLF; a lone CRLF (or stray CR/LF) between messages is skipped. Returns the bytes
- * used, 0 when a ping may still be arriving. */
-static size_t crlf(struct tp_flow *f, const char *p, size_t n)
+bool tp_shed_verdict(struct tp_flow *f, struct edge_verdict *v, msg_t **msg)
 {
-	if (n >= 4 && !memcmp(p, "\r\n\r\n", 4)) {
-		TP_COUNT(f->tp, keepalives, keepalives);
-		(void)tp_flow_put(f, "\r\n", 2, 0);
-		return 4;
-	}
-	if (n < 4 && !memcmp(p, "\r\n\r\n", n))
-		return 0;
-	return n >= 2 && p[0] == '\r' && p[1] == '\n' ? 2 : 1;
-}
-
-/* The end of the header section in p[from, n) ("\n\n" or "\n\r\n"): the offset just
- * past it, or 0. */
-static size_t head_end(const char *p, size_t from, size_t n)
-{
-	const char *q = p + from, *e = p + n;
-
-	while (q < e && (q = memchr(q, '\n', (size_t)(e - q)))) {
-		if (q + 1 < e && q[1] == '\n')
-			return (size_t)(q + 2 - p);
-		if (q + 2 < e && q[1] == '\r' && q[2] == '\n')
-			return (size_t)(q + 3 - p);
-		q++;
-	}
-	return 0;
-}
-
-/* The smallest Content-Length (or compact "l", RFC 3261 §7.3.3) in the header
- * section p[0, h); 0 when there is none. Only an estimate of when the message is
- * complete: edge_sip_check() has the last word on the framing. */
-static size_t head_length(const char *p, size_t h)
-{
-	size_t best = SIZE_MAX;
-
-	for (const char *l = p, *e = p + h; l < e;) {
-		const char *nl = memchr(l, '\n', (size_t)(e - l)), *q = l;
-		size_t v = 0;
-
-		if (!nl)
-			break;
-		if ((size_t)(nl - l) > 14 && !strncasecmp(l, "content-length", 14))
-			q = l + 14;
-		else if ((*l == 'l' || *l == 'L') && (l[1] == ':' || l[1] == ' ' || l[1] == '\t'))
-			q = l + 1;
-		if (q != l) {
-			while (q < nl && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q < nl && *q++ == ':') {
-				while (q < nl && (*q == ' ' || *q == '\t'))
-					q++;
-				while (q < nl && *q >= '0' && *q <= '9' && v < SIZE_MAX / 16)
-					v = v * 10 + (size_t)(*q++ - '0');
-				if (v < best)
-					best = v;
-			}
-		}
-		l = nl + 1;
-	}
-	return best == SIZE_MAX ? 0 : best;
-}
-
-/* Why: edge_sip_check() parses the whole buffer again on every call, so a peer that
- * trickles a message a byte at a time would cost O(n²). It is called once the header
- * section and the body it announces are buffered, or max_msg_size bytes are (513). */
-static bool ready(struct tp_flow *f, const char *p, size_t n)
-{
-	size_t h;
-
-	if (n >= f->tp->o.max_msg_size)
+	if (*msg)
+		msg_destroy(*msg);
+	*msg = NULL;
+	f->rx_broken = true; /* one answer per shed connection, then it closes */
+	if (v->drop || !v->is_request) {
+		TP_COUNT(f->tp, dropped, rx_dropped);
+		tp_flow_drain(f);
 		return true;
-	if (f->need)
-		return n >= f->need;
-	h = head_end(p, f->scan, n);
-	if (!h) {
-		f->scan = n > 2 ? n - 2 : 0;
-		return false;
 	}
-	f->need = h + head_length(p, h);
-	/* Above max_msg_size (or overflowing): the check answers 513 from the head. */
-	return n >= f->need || f->need < h || f->need > f->tp->o.max_msg_size;
+	v->status = 503;
+	snprintf(v->reason, sizeof(v->reason), "Service Unavailable (too many connections)");
+	v->unsupported[0] = '\0';
+	return false;
 }
 
 /* Why the loop re-checks the state after each message: on_msg may close the flow or
@@ -453,17 +454,24 @@ void tp_flow_parse(struct tp_flow *f)
 		msg_t *msg = NULL;
 		int err;
 
-		if (*p == '\r' || *p == '\n') {
-			if (!(k = crlf(f, p, n)))
-				break;
+		enum tp_sframe_what w = tp_sframe_next(&f->sf, p, n, tp->o.max_msg_size, &k);
+
+		if (w == TP_SF_MORE)
+			break;
+		if (w == TP_SF_SKIP) {
 			off += k;
 			continue;
 		}
-		if (!ready(f, p, n))
-			break;
+		if (w == TP_SF_PING) {
+			TP_COUNT(tp, keepalives, keepalives);
+			(void)tp_flow_put(f, "\r\n", 2, 0);
+			off += k;
+			f->rx_msgs++;
+			continue;
+		}
 		err = edge_sip_check(p, n, EDGE_STREAM, tp->o.max_msg_size, &msg, &rx.verdict);
 		if (err == SK_EAGAIN) {
-			f->need = n + 1; /* the estimate was short: check on every read */
+			tp_sframe_short(&f->sf, n); /* the estimate was short */
 			break;
 		}
 		if (err) {
@@ -474,7 +482,10 @@ void tp_flow_parse(struct tp_flow *f)
 		}
 		k = rx.verdict.consumed ? rx.verdict.consumed : n;
 		off += k;
-		f->scan = f->need = 0;
+		tp_sframe_done(&f->sf);
+		f->rx_msgs++;
+		if (f->shed && tp_shed_verdict(f, &rx.verdict, &msg))
+			continue;
 		if (rx.verdict.drop) {
 			TP_COUNT(tp, dropped, rx_dropped);
 			continue;
@@ -539,6 +550,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		f->len += (size_t)nread;
 		tp_flow_parse(f);
 	}
+	tp_flow_progress(f);
 }
 
 static int flow_start(struct tp_flow *f)
@@ -548,7 +560,14 @@ static int flow_start(struct tp_flow *f)
 	uv_tcp_nodelay(f->tcp, 1); /* SIP messages are small and latency-bound */
 	if (!err && tp_is_tls(f->proto)) {
 		f->state = F_HANDSHAKE;
-		uv_timer_start(f->timer, on_timer, f->tp->o.connect_timeout_ms, 0);
+		/* Inbound, the handshake is the client's to finish: bounded like a slow
+		 * sender; outbound, like the connect. */
+		if (f->outbound) {
+			uv_timer_start(f->timer, on_timer, f->tp->o.connect_timeout_ms, 0);
+		} else {
+			f->slow_at = uv_now(f->tp->loop) + f->tp->o.slow_timeout_ms;
+			flow_arm(f);
+		}
 		err = tp_tls_start(f);
 	} else if (!err) {
 		tp_flow_up(f);
@@ -585,6 +604,14 @@ static void refuse_oom(struct edge_tp *tp, uv_stream_t *s, enum edge_proto p)
 	uv_close((uv_handle_t *)h, spare_close_cb);
 }
 
+/* Over max_conns or max_conns_per_source (transport.h, Limits): a shed slot if one is
+ * free, else the connection is turned away. Shed flows count in neither cap. */
+static bool over_cap(struct edge_tp *tp, const struct tp_flow *f)
+{
+	return tp->nflows - tp->nshed >= tp->o.max_conns ||
+	       tp_src_count(tp, &f->remote) >= tp->o.max_conns_per_source;
+}
+
 static void on_connection(uv_stream_t *s, int status)
 {
 	struct edge_tp *tp = s->data;
@@ -606,18 +633,40 @@ static void on_connection(uv_stream_t *s, int status)
 		return;
 	}
 	err = uv_accept(s, (uv_stream_t *)f->tcp);
-	if (!err && tp->nflows >= tp->o.max_conns) {
-		TP_COUNT(tp, refused, conns_refused);
-		SK_WARN("%s listener: %zu connections open, refusing one", edge_proto_name(p),
-			tp->nflows);
-		err = SK_EAGAIN;
-	}
 	if (!err)
 		err = uv_tcp_getpeername(f->tcp, &f->remote.u.sa, &len);
+	/* Banned sources cost an accept and a reset, nothing is read (Admission). */
+	if (!err && tp->o.admit && !tp->o.admit(&f->remote, p, tp->o.arg)) {
+		TP_COUNT(tp, banned, conns_banned);
+		flow_close(f, SK_ECONNREFUSED, true);
+		sk_deref(f);
+		return;
+	}
+	if (!err && over_cap(tp, f)) {
+		if (tp->nshed >= EDGE_TP_SHED_SLOTS) {
+			TP_COUNT(tp, refused, conns_refused);
+			SK_WARN("%s listener: over a connection cap (%zu open, %zu from %s), "
+				"refusing one",
+				edge_proto_name(p), tp->nflows, tp_src_count(tp, &f->remote),
+				edge_addr_ip(&f->remote, d, sizeof(d)));
+			flow_close(f, SK_EAGAIN, true);
+			sk_deref(f);
+			return;
+		}
+		f->shed = true;
+		f->shed_at = uv_now(tp->loop) + tp->o.slow_timeout_ms;
+		TP_COUNT(tp, shed, conns_shed);
+		SK_INFO("%s listener: over a connection cap (%zu open, %zu from %s): 503 to "
+			"its first request",
+			edge_proto_name(p), tp->nflows, tp_src_count(tp, &f->remote),
+			edge_addr_ip(&f->remote, d, sizeof(d)));
+	}
 	if (!err) {
 		f->local = tp->laddr[p];
 		err = flow_list(f);
 	}
+	if (!err && !f->shed && (err = tp_src_add(tp, &f->remote)) == 0)
+		f->src_counted = true;
 	if (!err && (err = flow_start(f)) != 0)
 		SK_WARN("%s: %s", flow_str(f, d, sizeof(d)), tp_strerror(err));
 	if (err)

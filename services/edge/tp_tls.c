@@ -6,42 +6,26 @@
 #include <string.h>
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
+#include "skein/sk_tls.h"
 #include "skein/sk_mem.h"
 #include "tp_int.h"
 
 SK_LOG_MODULE("edge.tp");
 
-/* RFC 7525 §4.2 (BCP 195): ECDHE with AES-GCM or ChaCha20-Poly1305 for TLS 1.2;
- * TLS 1.3 keeps OpenSSL's defaults, which are all AEAD and forward-secret. */
-static const char ciphers12[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-				"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-				"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-static const char *ssl_reason(char *buf, size_t size)
+/* The policy (sk_tls.h) plus the CA to verify outbound peers with (RFC 5922). */
+static SSL_CTX *client_ctx(const char *ca)
 {
-	unsigned long e = ERR_peek_last_error();
+	SSL_CTX *ctx;
+	char r[256];
+	int ok;
 
-	if (!e)
-		snprintf(buf, size, "unknown error");
-	else
-		ERR_error_string_n(e, buf, size);
-	ERR_clear_error();
-	return buf;
-}
-
-static SSL_CTX *ctx_new(const SSL_METHOD *m)
-{
-	SSL_CTX *ctx = SSL_CTX_new(m);
-
+	ctx = sk_tls_ctx_new(false, "tls");
 	if (!ctx)
 		return NULL;
-	/* No renegotiation (RFC 7525 §3.5 allows only the secure kind; a proxy needs
-	 * none, and it is a DoS lever); no compression (CRIME, RFC 7525 §3.3). */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-				     SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
-	    !SSL_CTX_set_cipher_list(ctx, ciphers12)) {
+	ok = ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL)
+		: SSL_CTX_set_default_verify_paths(ctx);
+	if (ok != 1) {
+		SK_ERROR("tls: CA %s: %s", ca ? ca : "(system)", sk_tls_reason(r, sizeof(r)));
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -50,48 +34,21 @@ static SSL_CTX *ctx_new(const SSL_METHOD *m)
 
 int tp_tls_init_server(struct edge_tp *tp)
 {
-	char r[256];
-
-	ERR_clear_error();
-	tp->srv_ctx = ctx_new(TLS_server_method());
-	if (!tp->srv_ctx) {
-		SK_ERROR("tls: server context: %s", ssl_reason(r, sizeof(r)));
+	tp->srv_ctx = sk_tls_server_ctx(tp->o.tls_cert, tp->o.tls_key, "tls");
+	if (!tp->srv_ctx)
 		return SK_ETLS;
-	}
-	if (SSL_CTX_use_certificate_chain_file(tp->srv_ctx, tp->o.tls_cert) != 1) {
-		SK_ERROR("tls: certificate %s: %s", tp->o.tls_cert, ssl_reason(r, sizeof(r)));
-		return SK_ETLS;
-	}
-	if (SSL_CTX_use_PrivateKey_file(tp->srv_ctx, tp->o.tls_key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(tp->srv_ctx) != 1) {
-		SK_ERROR("tls: key %s: %s", tp->o.tls_key, ssl_reason(r, sizeof(r)));
-		return SK_ETLS;
-	}
+	/* Kept for edge_tp_reload_tls() with the same paths. */
+	if (!(tp->tls_cert = sk_strdup(tp->o.tls_cert)) ||
+	    !(tp->tls_key = sk_strdup(tp->o.tls_key)))
+		return SK_ENOMEM;
 	return 0;
 }
 
 /* Made on the first outbound TLS connection. */
 static int init_client(struct edge_tp *tp)
 {
-	char r[256];
-	int ok;
-
-	ERR_clear_error();
-	tp->cli_ctx = ctx_new(TLS_client_method());
-	if (!tp->cli_ctx) {
-		SK_ERROR("tls: client context: %s", ssl_reason(r, sizeof(r)));
-		return SK_ETLS;
-	}
-	ok = tp->tls_ca ? SSL_CTX_load_verify_locations(tp->cli_ctx, tp->tls_ca, NULL)
-			: SSL_CTX_set_default_verify_paths(tp->cli_ctx);
-	if (ok != 1) {
-		SK_ERROR("tls: CA %s: %s", tp->tls_ca ? tp->tls_ca : "(system)",
-			 ssl_reason(r, sizeof(r)));
-		SSL_CTX_free(tp->cli_ctx);
-		tp->cli_ctx = NULL;
-		return SK_ETLS;
-	}
-	return 0;
+	tp->cli_ctx = client_ctx(tp->tls_ca);
+	return tp->cli_ctx ? 0 : SK_ETLS;
 }
 
 void tp_tls_free(struct edge_tp *tp)
@@ -99,6 +56,16 @@ void tp_tls_free(struct edge_tp *tp)
 	SSL_CTX_free(tp->srv_ctx);
 	SSL_CTX_free(tp->cli_ctx);
 	tp->srv_ctx = tp->cli_ctx = NULL;
+	tp->tls_cert = sk_deref(tp->tls_cert);
+	tp->tls_key = sk_deref(tp->tls_key);
+}
+
+/* Why both: OpenSSL moves what it can of a record begun from the read BIO into its
+ * own buffer (SSL_has_pending sees it there), and what it has not read yet stays in
+ * the BIO. */
+bool tp_tls_pending(const struct tp_flow *f)
+{
+	return f->ssl && (BIO_ctrl_pending(f->rbio) > 0 || SSL_has_pending(f->ssl));
 }
 
 void tp_tls_flow_free(struct tp_flow *f)
@@ -127,7 +94,7 @@ static void fail(struct tp_flow *f, const char *what)
 	long vr = f->outbound ? SSL_get_verify_result(f->ssl) : X509_V_OK;
 
 	SK_WARN("tls %s %s: %s: %s%s%s", f->outbound ? "to" : "from",
-		edge_addr_str(&f->remote, a, sizeof(a)), what, ssl_reason(r, sizeof(r)),
+		edge_addr_str(&f->remote, a, sizeof(a)), what, sk_tls_reason(r, sizeof(r)),
 		vr != X509_V_OK ? ", certificate: " : "",
 		vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
 	(void)flush(f, 0); /* the alert, best effort */
@@ -213,7 +180,7 @@ int tp_tls_start(struct tp_flow *f)
 		BIO_free(f->rbio);
 		BIO_free(f->wbio);
 		f->rbio = f->wbio = NULL;
-		SK_ERROR("tls: new session: %s", ssl_reason(r, sizeof(r)));
+		SK_ERROR("tls: new session: %s", sk_tls_reason(r, sizeof(r)));
 		return SK_ENOMEM;
 	}
 	/* An empty read BIO means "wait for more", not EOF. */
@@ -229,7 +196,7 @@ int tp_tls_start(struct tp_flow *f)
 			if ((!is_ip_literal(f->tls_name) &&
 			     !SSL_set_tlsext_host_name(f->ssl, f->tls_name)) ||
 			    !SSL_set1_host(f->ssl, f->tls_name)) {
-				SK_ERROR("tls: name %s: %s", f->tls_name, ssl_reason(r, sizeof(r)));
+				SK_ERROR("tls: name %s: %s", f->tls_name, sk_tls_reason(r, sizeof(r)));
 				return SK_ETLS;
 			}
 			SSL_set_verify(f->ssl, SSL_VERIFY_PEER, NULL);
@@ -282,9 +249,73 @@ int tp_tls_send(struct tp_flow *f, const void *data, size_t len, uint64_t cookie
 	return flush(f, cookie);
 }
 
-/* TEMPORARY until the TLS reload lands (issue 5 work in progress). */
+/* Why build everything before touching anything: a certificate renewed by a script
+ * may be caught half-written, or its key may not match; then the edge keeps serving
+ * with what it had. The swap is safe for live connections: each SSL object holds a
+ * reference on the context it was made from (SSL_new), so an old context is freed
+ * when its last connection is. */
 int edge_tp_reload_tls(struct edge_tp *tp, const char *cert, const char *key, const char *ca)
 {
-	(void)tp, (void)cert, (void)key, (void)ca;
-	return SK_ENOTSUP;
+	SSL_CTX *srv = NULL, *cli = NULL;
+	char *ncert = NULL, *nkey = NULL, *nca = NULL;
+	int err = 0;
+
+	if (!tp || tp->closing)
+		return SK_EINVAL;
+	cert = cert ? cert : tp->tls_cert;
+	key = key ? key : tp->tls_key;
+	ca = ca ? (*ca ? ca : NULL) : tp->tls_ca; /* "": the system's store */
+	if (tp->srv_ctx) {
+		if (!cert || !*cert || !key || !*key) {
+			SK_ERROR("tls: reload: tls_cert and tls_key are needed by the TLS/WSS "
+				 "listeners; keeping the current ones");
+			return SK_EINVAL;
+		}
+		srv = sk_tls_server_ctx(cert, key, "tls");
+		if (!srv) {
+			err = SK_ETLS;
+			goto out;
+		}
+		if (!(ncert = sk_strdup(cert)) || !(nkey = sk_strdup(key))) {
+			err = SK_ENOMEM;
+			goto out;
+		}
+	}
+	/* The client side is made now even when no outbound TLS connection was made yet,
+	 * so that a bad CA file is reported at the reload, not at the first call. */
+	cli = client_ctx(ca);
+	if (!cli) {
+		err = SK_ETLS;
+		goto out;
+	}
+	if (ca && !(nca = sk_strdup(ca))) {
+		err = SK_ENOMEM;
+		goto out;
+	}
+out:
+	if (err) {
+		SK_ERROR("tls: reload failed, keeping the current certificate, key and CA");
+		SSL_CTX_free(srv);
+		SSL_CTX_free(cli);
+		sk_deref(ncert);
+		sk_deref(nkey);
+		sk_deref(nca);
+		return err;
+	}
+	if (srv) {
+		SSL_CTX_free(tp->srv_ctx);
+		tp->srv_ctx = srv;
+		sk_deref(tp->tls_cert);
+		sk_deref(tp->tls_key);
+		tp->tls_cert = ncert;
+		tp->tls_key = nkey;
+	}
+	SSL_CTX_free(tp->cli_ctx);
+	tp->cli_ctx = cli;
+	sk_deref(tp->tls_ca);
+	tp->tls_ca = nca;
+	/* cert and ca may have pointed at the copies just released: log the new ones. */
+	SK_NOTICE("tls: reloaded%s%s%s, CA %s", srv ? " certificate " : "", srv ? tp->tls_cert : "",
+		  srv ? " and its key" : "", tp->tls_ca ? tp->tls_ca : "(system)");
+	return 0;
 }

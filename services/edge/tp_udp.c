@@ -122,6 +122,15 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		return;
 	}
 	n = (size_t)nread;
+	memset(&rx.src, 0, sizeof(rx.src));
+	memcpy(&rx.src, src,
+	       src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in));
+	/* Admission first: a banned source costs no parsing, not even STUN's. */
+	if (tp->o.admit && !tp->o.admit(&rx.src, EDGE_PROTO_UDP, tp->o.arg)) {
+		TP_COUNT(tp, rx_banned, rx_banned);
+		return;
+	}
 	if (flags & UV_UDP_PARTIAL) {
 		TP_COUNT(tp, dropped, rx_dropped);
 		return;
@@ -136,10 +145,6 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		return;
 	}
 	rx.proto = EDGE_PROTO_UDP;
-	memset(&rx.src, 0, sizeof(rx.src));
-	memcpy(&rx.src, src,
-	       src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					  : sizeof(struct sockaddr_in));
 	rx.local = tp->laddr[EDGE_PROTO_UDP];
 	rx.flow = 0;
 	rx.arrived_ns = uv_hrtime();
@@ -182,8 +187,9 @@ int tp_udp_open(struct edge_tp *tp, const char *addr)
 
 		if (uv_recv_buffer_size((uv_handle_t *)tp->udp, &want) == 0 &&
 		    uv_recv_buffer_size((uv_handle_t *)tp->udp, &got) == 0 && got < UDP_RCVBUF)
-			SK_INFO("udp listener %s: receive buffer %d bytes (net.core.rmem_max caps it)",
-				addr, got);
+			SK_INFO(
+			    "udp listener %s: receive buffer %d bytes (net.core.rmem_max caps it)",
+			    addr, got);
 	}
 	if (!err)
 		err = uv_udp_recv_start(tp->udp, on_alloc, on_recv);

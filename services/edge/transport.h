@@ -45,8 +45,10 @@
  * cap is still accepted while fewer than EDGE_TP_SHED_SLOTS such connections are
  * open: its first SIP message reaches on_msg with msg NULL and the verdict 503
  * "Service Unavailable (too many connections)" (the core answers 503 + Retry-After
- * and closes the flow), and it is closed after slow_timeout_ms whatever happens;
- * beyond those slots it is closed at accept. Both counted (edge_tp_stats).
+ * and closes the flow), and it is closed after slow_timeout_ms whatever happens (a
+ * first message that is not a request is dropped and the connection closed: there is
+ * nothing to answer); beyond those slots it is closed (reset) at accept. Both counted
+ * (edge_tp_stats).
  *
  * Admission: when admit is set it is asked for every UDP datagram and every accepted
  * connection before anything is parsed; false drops the datagram or closes the

@@ -433,3 +433,8 @@ size_t edge_txl_live(const struct edge_txl *l)
 {
 	return l ? l->stx_tab.n + l->ctx_tab.n : 0;
 }
+
+size_t edge_txl_pending(const struct edge_txl *l)
+{
+	return l ? l->pending : 0;
+}

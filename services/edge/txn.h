@@ -192,5 +192,8 @@ struct edge_txl_stats {
 void edge_txl_stats(const struct edge_txl *l, struct edge_txl_stats *st);
 /* Transactions alive (drain waits for 0). */
 size_t edge_txl_live(const struct edge_txl *l);
+/* Server transactions that have not sent a final response yet: the work in hand
+ * (overload shedding counts these; finished ones only absorb retransmissions). */
+size_t edge_txl_pending(const struct edge_txl *l);
 
 #endif

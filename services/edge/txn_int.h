@@ -75,6 +75,7 @@ struct edge_txl {
 	uint64_t armed_due; /* deadline the uv timer is set for; UINT64_MAX = idle */
 
 	struct edge_txl_stats st;
+	size_t pending; /* server transactions without a final response: work in hand */
 	struct {
 		struct sk_histogram *seconds;
 		struct sk_counter *retx, *timeouts;
@@ -102,6 +103,7 @@ struct edge_stx {
 	uint64_t retx_ms;
 	enum stx_state state;
 	bool invite, cancelled;
+	bool pending; /* counted in l->pending: no final response yet */
 	int status; /* final status sent, 0 before */
 	msg_t *req;
 	struct edge_rx rx; /* data NULL */

@@ -148,6 +148,10 @@ void txn_stx_terminate(struct edge_stx *stx)
 	if (stx->state == STX_TERMINATED)
 		return;
 	stx->state = STX_TERMINATED;
+	if (stx->pending) {
+		stx->pending = false;
+		l->pending--;
+	}
 	txn_timer_stop(l, &stx->retx);
 	txn_timer_stop(l, &stx->wait);
 	txn_htab_del(&l->stx_tab, &stx->hn);
@@ -212,6 +216,8 @@ static struct edge_stx *stx_new(struct edge_txl *l, const struct edge_rx *rx, ms
 	txn_htab_add(&l->stx_tab, &stx->hn);
 	txn_timer_start(l, &stx->wait, guard_ms(stx), timer_guard);
 	l->st.stx_total++;
+	stx->pending = true;
+	l->pending++;
 	return stx;
 }
 
@@ -307,6 +313,10 @@ static int stx_respond(struct edge_stx *stx, int status, const char *data, size_
 		return err;
 	}
 	stx->status = status;
+	if (stx->pending) {
+		stx->pending = false;
+		l->pending--;
+	}
 	if (l->m.seconds)
 		sk_histogram_observe(l->m.seconds, (double)(uv_hrtime() - stx->created_ns) / 1e9);
 	if (!stx->invite) {

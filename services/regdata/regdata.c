@@ -237,6 +237,21 @@ int regdata_key_meta(char *buf, size_t size, const char *cluster, const char *ao
 	return sk_redis_key(buf, size, cluster, aor, "meta");
 }
 
+int regdata_key_limits(char *buf, size_t size, const char *cluster)
+{
+	return sk_redis_key(buf, size, cluster, "domains", "limits");
+}
+
+int regdata_key_calls(char *buf, size_t size, const char *cluster, const char *aor)
+{
+	return sk_redis_key(buf, size, cluster, aor, "calls");
+}
+
+int regdata_key_cpm(char *buf, size_t size, const char *cluster, const char *aor)
+{
+	return sk_redis_key(buf, size, cluster, aor, "cpm");
+}
+
 int regdata_binding_key(char *buf, size_t size, const char *uri, const char *instance,
 			uint32_t reg_id)
 {

@@ -14,6 +14,10 @@
  *   <c>:{<user@domain>}:meta   HASH binding key -> "<cseq> <registered_ms> <call-id>",
  *                              what the registration script compares (it never
  *                              decodes a Binding); written and read only by it
+ *   <c>:{domains}:limits       HASH "<domain>:call_limit" / "<domain>:call_rate" ->
+ *                              per-domain overrides of the edge's call limits
+ *   <c>:{<user@domain>}:calls  ZSET Call-ID -> expiry (ms): calls in progress (edge)
+ *   <c>:{<user@domain>}:cpm    HASH w, c, p: call attempts per minute (edge)
  *
  * The binding key is "<instance>|<reg_id>" when the contact has +sip.instance (RFC
  * 5626 §6: a new flow of one instance and reg-id replaces the old), else the contact
@@ -46,6 +50,11 @@ int regdata_key_cred(char *buf, size_t size, const char *cluster, const char *ao
 int regdata_key_reg(char *buf, size_t size, const char *cluster, const char *aor);
 int regdata_key_exp(char *buf, size_t size, const char *cluster, const char *aor);
 int regdata_key_meta(char *buf, size_t size, const char *cluster, const char *aor);
+/* Call limits (edge core_limits.c): per-domain overrides, HASH "<domain>:call_limit"
+ * and "<domain>:call_rate" -> integer; an account's calls in progress and attempts. */
+int regdata_key_limits(char *buf, size_t size, const char *cluster);
+int regdata_key_calls(char *buf, size_t size, const char *cluster, const char *aor);
+int regdata_key_cpm(char *buf, size_t size, const char *cluster, const char *aor);
 
 /* Lua scripts (registered with sk_redis_script_add, or EVAL from tools).
  *

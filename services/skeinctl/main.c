@@ -34,7 +34,11 @@ static void usage(FILE *f)
 		"  domain add|del DOMAIN [--force]\n"
 		"                         serve a SIP domain, or stop serving it (del refuses while\n"
 		"                         it has users; --force deletes them and their bindings)\n"
-		"  domain list            served domains and their user counts\n"
+		"  domain list            served domains, their user counts and call limits\n"
+		"  domain set DOMAIN [call-limit=N|default] [call-rate=N|default]\n"
+		"                         per-domain override of the edges' call_limit (concurrent\n"
+		"                         outbound calls per account) and call_rate (attempts per\n"
+		"                         minute); 0: no limit; default: the edges' config\n"
 		"  user add USER@DOMAIN --password SECRET | --password-stdin\n"
 		"                         provision a user of a served domain (stores the MD5 and\n"
 		"                         SHA-256 digest HA1s with realm DOMAIN, never the password)\n"
@@ -42,6 +46,10 @@ static void usage(FILE *f)
 		"  user del USER@DOMAIN   remove a user, its credentials and its bindings\n"
 		"  user list [DOMAIN]     users of one domain or of all\n"
 		"  reg show USER@DOMAIN   current bindings of an address of record\n"
+		"  ban list               sources banned cluster-wide (by the edges or by hand)\n"
+		"  ban add IP [--time=DURATION] [--reason=TEXT]\n"
+		"                         ban a source on every edge (default 1h, reason manual)\n"
+		"  ban del IP             lift a ban\n"
 		"Exit status: 0 done, 1 failed (Redis unreachable, unknown domain or user,\n"
 		"duplicate), 2 bad usage (unknown option, missing argument, malformed name).\n"
 		"The cluster comes from the [cluster] section of FILE ($SKEIN_CONFIG if set) and\n"
@@ -241,6 +249,8 @@ int main(int argc, char **argv)
 		rc = cmd_user(&c);
 	} else if (!strcmp(cmd, "reg")) {
 		rc = cmd_reg(&c);
+	} else if (!strcmp(cmd, "ban")) {
+		rc = cmd_ban(&c);
 	} else {
 		fprintf(stderr, "skeinctl: unknown command \"%s\" (see --help)\n", cmd);
 		rc = 2;

@@ -1,5 +1,6 @@
-/* skeinctl domain|user|reg: provisioning of served domains and users (HA1s only, never
- * the password) and a look at an AOR's bindings, straight in Redis (regdata.h keys). */
+/* skeinctl domain|user|reg: provisioning of served domains (and their call limit
+ * overrides) and users (HA1s only, never the password) and a look at an AOR's
+ * bindings, straight in Redis (regdata.h keys). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,52 +60,13 @@ static int usage_err(const char *fmt, ...)
 
 static int rconnect(struct prov *p)
 {
-	const char *addr = p->c->cluster.redis, *colon;
-	uint64_t ms = p->c->cluster.redis_timeout ? p->c->cluster.redis_timeout : 1000;
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
-	char host[256];
-
-	if (!strncmp(addr, "unix:", 5)) {
-		p->rc = redisConnectUnixWithTimeout(addr + 5, tv);
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-			fprintf(stderr, "skeinctl: bad redis address \"%s\"\n", addr);
-			return EXIT_RUNTIME;
-		}
-		if (addr[0] == '[' && colon > addr + 1 && colon[-1] == ']')
-			snprintf(host, sizeof(host), "%.*s", (int)(colon - addr - 2), addr + 1);
-		else
-			snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-		p->rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-	}
-	/* The connect timeout covers the connect only: bound every command too. */
-	if (!p->rc || p->rc->err || redisSetTimeout(p->rc, tv) != REDIS_OK) {
-		fprintf(stderr, "skeinctl: cannot connect to redis %s: %s\n", addr,
-			p->rc && p->rc->err ? p->rc->errstr : "out of memory");
-		return EXIT_RUNTIME;
-	}
-	return 0;
+	p->rc = ctl_redis_connect(p->c);
+	return p->rc ? 0 : EXIT_RUNTIME;
 }
 
-/* One command; NULL (reported) on an I/O failure or an error reply. */
 static redisReply *r_cmd(struct prov *p, int argc, const char **argv, const size_t *lens)
 {
-	redisReply *r = redisCommandArgv(p->rc, argc, argv, lens);
-
-	if (!r) {
-		fprintf(stderr, "skeinctl: redis %s: %s\n", p->c->cluster.redis,
-			p->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
-				? "timed out"
-				: p->rc->errstr);
-		return NULL;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "skeinctl: redis %s: %s\n", p->c->cluster.redis, r->str);
-		freeReplyObject(r);
-		return NULL;
-	}
-	return r;
+	return ctl_redis_cmd(p->c, p->rc, argc, argv, lens);
 }
 
 /* An integer reply of a command given as C strings: 0 with *v, or EXIT_RUNTIME. */
@@ -262,19 +224,84 @@ static int domain_add(struct prov *p, const char *domain)
 	return 0;
 }
 
+/* ---- call limits: per-domain overrides of the edges' [edge] call_limit / call_rate
+ * in one hash ({domains}:limits, fields "<domain>:call_limit" and
+ * "<domain>:call_rate"), which every edge reads with the domain set each second. */
+
+static const char *const limit_fields[2] = {"call_limit", "call_rate"};
+
+/* The HGETALL of the limits hash (NULL, reported, on failure). */
+static redisReply *limits_all(struct prov *p)
+{
+	char key[KEY_MAX];
+	const char *argv[] = {"HGETALL", key};
+	redisReply *r;
+
+	if (regdata_key_limits(key, sizeof(key), p->c->cluster.name)) {
+		usage_err("cluster name \"%s\" too long", p->c->cluster.name);
+		return NULL;
+	}
+	r = r_cmd(p, 2, argv, NULL);
+	if (r && (r->type != REDIS_REPLY_ARRAY || r->elements % 2)) {
+		fprintf(stderr, "skeinctl: redis: unexpected answer to HGETALL %s\n", key);
+		freeReplyObject(r);
+		r = NULL;
+	}
+	return r;
+}
+
+/* The override of one field ("call_limit") for domain, or NULL (the edges' default). */
+static const char *limit_of(const redisReply *all, const char *domain, const char *what)
+{
+	size_t dl = strlen(domain), wl = strlen(what);
+
+	for (size_t i = 0; all && i + 1 < all->elements; i += 2) {
+		const redisReply *f = all->element[i], *v = all->element[i + 1];
+
+		if (f->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+		    f->len == dl + 1 + wl && !memcmp(f->str, domain, dl) && f->str[dl] == ':' &&
+		    !memcmp(f->str + dl + 1, what, wl))
+			return v->str;
+	}
+	return NULL;
+}
+
+static const char *or_default(const char *v)
+{
+	return v ? v : "default";
+}
+
+/* ,"call_limit":N for each override (JSON), or the table's two columns. */
+static void limits_print(struct sk_buf *b, bool table, const redisReply *all, const char *domain)
+{
+	for (int k = 0; k < 2; k++) {
+		const char *v = limit_of(all, domain, limit_fields[k]);
+
+		if (table)
+			sk_buf_printf(b, " %10s", or_default(v));
+		else if (v)
+			sk_buf_printf(b, ",\"%s\":%lld", limit_fields[k], strtoll(v, NULL, 10));
+	}
+}
+
 static int domain_list(struct prov *p)
 {
 	char key[KEY_MAX], **v;
-	redisReply *r;
+	redisReply *r, *lim;
 	struct sk_buf b;
 	int rc;
 
 	if (regdata_key_domains(key, sizeof(key), p->c->cluster.name))
 		return usage_err("cluster name \"%s\" too long", p->c->cluster.name);
-	if ((rc = members(p, key, &r, &v)))
+	if (!(lim = limits_all(p)))
+		return EXIT_RUNTIME;
+	if ((rc = members(p, key, &r, &v))) {
+		freeReplyObject(lim);
 		return rc;
+	}
 	sk_buf_init(&b);
-	sk_buf_puts(&b, p->c->table ? "DOMAIN                                   USERS\n" : "[");
+	sk_buf_puts(&b, p->c->table ? "DOMAIN                                   USERS CALL-LIMIT  CALL-RATE\n"
+				    : "[");
 	for (size_t i = 0; v[i]; i++) {
 		const char *argv[] = {"SCARD", key};
 		long long n = 0;
@@ -283,11 +310,15 @@ static int domain_list(struct prov *p)
 		    (rc = r_int(p, &n, 2, argv)))
 			break;
 		if (p->c->table) {
-			sk_buf_printf(&b, "%-40s %5lld\n", v[i], n);
+			sk_buf_printf(&b, "%-40s %5lld", v[i], n);
+			limits_print(&b, true, lim, v[i]);
+			sk_buf_puts(&b, "\n");
 		} else {
 			sk_buf_puts(&b, i ? ",\n {\"domain\":" : "{\"domain\":");
 			sk_buf_json_str(&b, v[i]);
-			sk_buf_printf(&b, ",\"users\":%lld}", n);
+			sk_buf_printf(&b, ",\"users\":%lld", n);
+			limits_print(&b, false, lim, v[i]);
+			sk_buf_puts(&b, "}");
 		}
 	}
 	if (!p->c->table)
@@ -297,7 +328,104 @@ static int domain_list(struct prov *p)
 	sk_buf_release(&b);
 	free(v);
 	freeReplyObject(r);
+	freeReplyObject(lim);
 	return rc ? EXIT_RUNTIME : 0;
+}
+
+/* "call-limit=N" / "call_rate=default" (empty or "default": back to the edges' config).
+ * Usage errors are found before Redis is asked. */
+struct limit_arg {
+	bool given, reset;
+	long long v;
+};
+
+static int parse_limits(const struct prov *p, struct limit_arg la[2])
+{
+	memset(la, 0, 2 * sizeof(*la));
+	if (p->npos < 2)
+		return usage_err("usage: skeinctl domain set DOMAIN call-limit=N|default "
+				 "call-rate=N|default");
+	for (int i = 1; i < p->npos; i++) {
+		const char *a = p->pos[i], *eq = strchr(a, '='), *val;
+		char name[16], *end;
+		int k = 2;
+
+		/* call-limit as people type it, call_limit as the config spells it */
+		if (eq && (size_t)(eq - a) < sizeof(name)) {
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - a), a);
+			for (char *c = name; *c; c++)
+				*c = *c == '-' ? '_' : *c;
+			for (k = 0; k < 2 && strcmp(name, limit_fields[k]); k++)
+				;
+		}
+		if (k == 2)
+			return usage_err("domain set takes call-limit=N and call-rate=N, not \"%s\"",
+					 a);
+		if (la[k].given)
+			return usage_err("%.*s given twice", (int)(eq - a), a);
+		la[k].given = true;
+		val = eq + 1;
+		if (!*val || !strcmp(val, "default")) {
+			la[k].reset = true;
+			continue;
+		}
+		errno = 0;
+		la[k].v = strtoll(val, &end, 10);
+		if (errno || *end || end == val || la[k].v < 0 || la[k].v > 1000000)
+			return usage_err("%.*s must be 0 to 1000000 (0: no limit for this domain) "
+					 "or default, not \"%s\"",
+					 (int)(eq - a), a, val);
+	}
+	return 0;
+}
+
+static int domain_set(struct prov *p, const char *domain, const struct limit_arg la[2])
+{
+	char key[KEY_MAX], field[2][REGDATA_AOR_MAX + 16], num[2][24];
+	redisReply *lim;
+	struct sk_buf b;
+	long long n;
+	bool yes;
+	int rc;
+
+	if ((rc = domain_exists(p, domain, &yes)))
+		return rc;
+	if (!yes) {
+		fprintf(stderr, "skeinctl: no such domain %s\n", domain);
+		return EXIT_RUNTIME;
+	}
+	if (regdata_key_limits(key, sizeof(key), p->c->cluster.name))
+		return EXIT_RUNTIME;
+	for (int k = 0; k < 2; k++) {
+		const char *hset[] = {"HSET", key, field[k], num[k]};
+		const char *hdel[] = {"HDEL", key, field[k]};
+
+		if (!la[k].given)
+			continue;
+		snprintf(field[k], sizeof(field[k]), "%s:%s", domain, limit_fields[k]);
+		snprintf(num[k], sizeof(num[k]), "%lld", la[k].v);
+		if ((rc = la[k].reset ? r_int(p, &n, 3, hdel) : r_int(p, &n, 4, hset)))
+			return rc;
+	}
+	if (!(lim = limits_all(p)))
+		return EXIT_RUNTIME;
+	sk_buf_init(&b);
+	if (p->c->table) {
+		sk_buf_printf(&b, "domain %s: call-limit %s, call-rate %s\n", domain,
+			      or_default(limit_of(lim, domain, limit_fields[0])),
+			      or_default(limit_of(lim, domain, limit_fields[1])));
+	} else {
+		sk_buf_puts(&b, "{\"domain\":");
+		sk_buf_json_str(&b, domain);
+		limits_print(&b, false, lim, domain);
+		sk_buf_puts(&b, "}\n");
+	}
+	rc = b.err ? EXIT_RUNTIME : 0;
+	if (!rc)
+		fputs(b.data, stdout);
+	sk_buf_release(&b);
+	freeReplyObject(lim);
+	return rc;
 }
 
 static int domain_del(struct prov *p, const char *domain)
@@ -340,9 +468,14 @@ static int domain_del(struct prov *p, const char *domain)
 	{
 		const char *del[] = {"DEL", ukey};
 		const char *srem[] = {"SREM", key, domain};
+		char lkey[KEY_MAX], f0[REGDATA_AOR_MAX + 16], f1[REGDATA_AOR_MAX + 16];
+		const char *hdel[] = {"HDEL", lkey, f0, f1};
 
+		snprintf(f0, sizeof(f0), "%s:%s", domain, limit_fields[0]);
+		snprintf(f1, sizeof(f1), "%s:%s", domain, limit_fields[1]);
 		if (regdata_key_domains(key, sizeof(key), p->c->cluster.name) ||
-		    r_int(p, &n, 2, del) || r_int(p, &n, 3, srem))
+		    regdata_key_limits(lkey, sizeof(lkey), p->c->cluster.name) ||
+		    r_int(p, &n, 2, del) || r_int(p, &n, 4, hdel) || r_int(p, &n, 3, srem))
 			return EXIT_RUNTIME;
 	}
 	if (p->c->table)
@@ -358,6 +491,7 @@ int cmd_domain(struct ctl *c)
 	struct prov p = {.c = c};
 	char domain[REGDATA_AOR_MAX];
 	const char *sub = c->nargs ? c->args[0] : "";
+	struct limit_arg la[2];
 	int rc;
 
 	if ((rc = parse(&p, 1)))
@@ -366,11 +500,15 @@ int cmd_domain(struct ctl *c)
 		if ((rc = need_args(&p, 1, "domain add|del DOMAIN")) ||
 		    (rc = norm_domain(domain, sizeof(domain), p.pos[0])))
 			return rc;
+	} else if (!strcmp(sub, "set")) {
+		if ((rc = parse_limits(&p, la)) ||
+		    (rc = norm_domain(domain, sizeof(domain), p.pos[0])))
+			return rc;
 	} else if (!strcmp(sub, "list")) {
 		if ((rc = need_args(&p, 0, "domain list")))
 			return rc;
 	} else {
-		return usage_err("domain takes add, list or del, not \"%s\"", sub);
+		return usage_err("domain takes add, list or del, or set, not \"%s\"", sub);
 	}
 	if (p.password)
 		return usage_err("%s does not take --password", "domain");
@@ -379,6 +517,8 @@ int cmd_domain(struct ctl *c)
 			rc = domain_add(&p, domain);
 		else if (!strcmp(sub, "list"))
 			rc = domain_list(&p);
+		else if (!strcmp(sub, "set"))
+			rc = domain_set(&p, domain, la);
 		else
 			rc = domain_del(&p, domain);
 	}

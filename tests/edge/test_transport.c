@@ -56,19 +56,9 @@ struct t {
 
 static char cert_file[512], key_file[512];
 
-static const char options_fmt[] = "OPTIONS sip:edge@127.0.0.1 SIP/2.0\r\n"
-				  "Via: SIP/2.0/%s 127.0.0.1:5070;branch=z9hG4bK-%d\r\n"
-				  "Max-Forwards: 70\r\n"
-				  "From: <sip:a@example.com>;tag=1\r\n"
-				  "To: <sip:edge@127.0.0.1>\r\n"
-				  "Call-ID: c%d@test\r\n"
-				  "CSeq: 1 OPTIONS\r\n"
-				  "Content-Length: 0\r\n\r\n";
-
 static const char *options(char *buf, size_t size, const char *via, int n)
 {
-	snprintf(buf, size, options_fmt, via, n, n);
-	return buf;
+	return tp_test_options(buf, size, via, n);
 }
 
 /* ---- callbacks ---- */
@@ -717,11 +707,15 @@ static void test_tcp_idle_timeout(void **state)
 	t_stop(&t);
 }
 
+/* Over max_conns a connection is shed (transport.h, Limits): its first request
+ * reaches on_msg as a 503 verdict without a message; the core closes it after the
+ * answer. The shed one counts in edge_tp_conns but not against the cap. */
 static void test_tcp_max_conns(void **state)
 {
 	struct edge_tp_opts o;
 	struct edge_tp_stats st;
 	struct inbox in = {0};
+	char m[600];
 	struct t t;
 	int fd1, fd2;
 
@@ -730,16 +724,30 @@ static void test_tcp_max_conns(void **state)
 	o = base_opts(&t);
 	o.max_conns = 1;
 	t_start(&t, &o);
+	t.close_on_error = true;
 	fd1 = tcp_client(local_port(&t, EDGE_PROTO_TCP), NULL);
 	WAIT_UNTIL(&t, edge_tp_conns(t.tp) == 1, 2000);
 	fd2 = tcp_client(local_port(&t, EDGE_PROTO_TCP), NULL);
+	WAIT_UNTIL(&t, edge_tp_conns(t.tp) == 2, 2000);
+	options(m, sizeof(m), "TCP", 30);
+	put(fd2, m, strlen(m));
+	WAIT_UNTIL(&t, t.nrx == 1, 2000);
+	assert_false(t.rx[0].has_msg);
+	assert_int_equal(t.rx[0].status, 503);
+	assert_string_equal(t.rx[0].data, m);
 	WAIT_UNTIL(&t, poll_in(fd2, &in) && in.eof, 2000);
+	close(fd2); /* the lingering close ends with the peer's */
+	WAIT_UNTIL(&t, t.nclosed == 1, 2000);
 	edge_tp_stats(t.tp, &st);
-	assert_int_equal(st.conns_refused, 1);
+	assert_int_equal(st.conns_shed, 1);
+	assert_int_equal(st.conns_refused, 0);
 	assert_int_equal(edge_tp_conns(t.tp), 1);
-	assert_int_equal(t.nclosed, 0);
+	/* The first connection was never affected. */
+	options(m, sizeof(m), "TCP", 31);
+	put(fd1, m, strlen(m));
+	WAIT_UNTIL(&t, t.nrx == 2, 2000);
+	assert_true(t.rx[1].has_msg);
 	close(fd1);
-	close(fd2);
 	t_stop(&t);
 }
 
@@ -902,13 +910,17 @@ static void test_tls_timeouts(void **state)
 	memset(&t, 0, sizeof(t));
 	o = tls_opts(&t);
 	o.connect_timeout_ms = 200;
+	o.slow_timeout_ms = 200;
 	t_start(&t, &o);
-	/* A client that never says hello: the handshake times out and counts. */
+	/* A client that never says hello: the handshake times out (slow_timeout_ms) and
+	 * counts twice, as a failed handshake and a slow sender. */
 	fd = tcp_client(local_port(&t, EDGE_PROTO_TLS), NULL);
 	WAIT_UNTIL(&t, poll_in(fd, &in) && in.eof, 2000);
 	edge_tp_stats(t.tp, &st);
 	assert_int_equal(st.tls_handshake_failures, 1);
-	/* Outbound to a server that never answers: the send is reported. */
+	assert_int_equal(st.slow_closed, 1);
+	/* Outbound to a server that never answers (connect_timeout_ms): the send is
+	 * reported. */
 	lfd = sock(SOCK_STREAM, &port);
 	assert_int_equal(listen(lfd, 8), 0);
 	dst = edge_loopback(port);

@@ -146,20 +146,9 @@ static void t_stop(struct t *t)
 	t->metrics = sk_deref(t->metrics);
 }
 
-/* The value of one series in the exposition text, -1 when absent. */
 static long metric(struct t *t, const char *series)
 {
-	struct sk_buf b;
-	const char *p;
-	long v = -1;
-
-	sk_buf_init(&b);
-	assert_int_equal(sk_metrics_print(t->metrics, &b), 0);
-	p = strstr(b.data, series);
-	if (p && p[strlen(series)] == ' ')
-		v = strtol(p + strlen(series) + 1, NULL, 10);
-	sk_buf_release(&b);
-	return v;
+	return tp_test_metric(t->metrics, series);
 }
 
 static uint16_t local_port(const struct t *t, enum edge_proto p)
@@ -714,7 +703,7 @@ static void test_ws_core_close(void **state)
 	t_stop(&t);
 }
 
-/* The upgrade must come whole within connect_timeout_ms; then the idle timeout. */
+/* The upgrade must come whole within slow_timeout_ms; then the idle timeout. */
 static void test_ws_timeouts(void **state)
 {
 	struct edge_tp_opts o;
@@ -727,7 +716,7 @@ static void test_ws_timeouts(void **state)
 	(void)state;
 	memset(&t, 0, sizeof(t));
 	o = ws_opts(&t);
-	o.connect_timeout_ms = 200;
+	o.slow_timeout_ms = 200;
 	o.idle_timeout_ms = 400;
 	t_start(&t, &o);
 	fd = tcp_client(local_port(&t, EDGE_PROTO_WS));
@@ -736,6 +725,7 @@ static void test_ws_timeouts(void **state)
 	assert_int_equal(in.len, 0);
 	edge_tp_stats(t.tp, &st);
 	assert_int_equal(st.ws_rejected, 1);
+	assert_int_equal(st.slow_closed, 1);
 	close(fd);
 	/* Upgraded, then silent: closed after the idle timeout, not the upgrade one. */
 	uv_update_time(&t.loop);

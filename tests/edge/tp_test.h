@@ -1,5 +1,5 @@
 /* Plain-socket peers and helpers shared by the transport tests (test_transport.c,
- * test_ws.c): a self-signed certificate, a TCP client, a send that lets the loop
+ * test_ws.c, test_tp_limits.c): a self-signed certificate, a TCP client, a send that lets the loop
  * drain, and a non-blocking inbox. Included by one test program each. */
 #ifndef SKEIN_TESTS_TP_TEST_H
 #define SKEIN_TESTS_TP_TEST_H
@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
+#include "skein/sk_buf.h"
+#include "skein/sk_metrics.h"
 #include "transport.h"
 
 /* A certificate and key for localhost / 127.0.0.1 made with the openssl CLI under
@@ -101,6 +103,40 @@ static bool poll_in(int fd, struct inbox *in)
 		in->eof = true;
 	}
 	return in->len > 0 || in->eof;
+}
+
+/* An OPTIONS to the edge with Via transport via ("UDP", "TCP", "WS"), numbered n
+ * (branch and Call-ID). */
+static inline const char *tp_test_options(char *buf, size_t size, const char *via, int n)
+{
+	snprintf(buf, size,
+		 "OPTIONS sip:edge@127.0.0.1 SIP/2.0\r\n"
+		 "Via: SIP/2.0/%s 127.0.0.1:5070;branch=z9hG4bK-%d\r\n"
+		 "Max-Forwards: 70\r\n"
+		 "From: <sip:a@example.com>;tag=1\r\n"
+		 "To: <sip:edge@127.0.0.1>\r\n"
+		 "Call-ID: c%d@test\r\n"
+		 "CSeq: 1 OPTIONS\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 via, n, n);
+	return buf;
+}
+
+/* The value of one series ("name{labels}") in metrics' exposition text, -1 when
+ * absent. */
+static inline long tp_test_metric(struct sk_metrics *m, const char *series)
+{
+	struct sk_buf b;
+	char want[200];
+	const char *p;
+	long v = -1;
+
+	snprintf(want, sizeof(want), "\n%s ", series); /* a sample line, not # HELP */
+	sk_buf_init(&b);
+	if (sk_metrics_print(m, &b) == 0 && b.data && (p = strstr(b.data, want)))
+		v = strtol(p + strlen(want), NULL, 10);
+	sk_buf_release(&b);
+	return v;
 }
 
 #endif

@@ -47,7 +47,11 @@ class Cluster:
             extra = {"listen_udp": f"127.0.0.1:{port}", "listen_tcp": f"127.0.0.1:{port}",
                      "auth_secret": SECRET, "t1": "100ms", "registrar_deadline": "2s",
                      # never the machine's resolver: a closed loopback port fails fast
-                     "dns_nameserver": "127.0.0.1:9", "dns_deadline": "2s"}
+                     "dns_nameserver": "127.0.0.1:9", "dns_deadline": "2s",
+                     # the test clients and sipp loads come from 127.0.0.1, like a
+                     # trunk: never rate-limited nor banned. Tests of the guard
+                     # send from 127.0.0.2 and up.
+                     "trusted_networks": "127.0.0.1/32"}
             extra.update(edge_extra or {})
             extra.update(edge_per_node(i) if edge_per_node else {})
             node = Node(self.tmp, self.redis, f"n{i + 1}", roles=("edge", "registrar"),
@@ -109,11 +113,12 @@ class Msg:
 
 
 class RawSip:
-    """A UDP socket on 127.0.0.1 sending raw bytes and reading responses."""
+    """A UDP socket on 127.0.0.1 (or another loopback address: ip) sending raw bytes
+    and reading responses."""
 
-    def __init__(self):
+    def __init__(self, ip="127.0.0.1"):
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind(("127.0.0.1", 0))
+        self.s.bind((ip, 0))
         self.port = self.s.getsockname()[1]
 
     def send(self, port, data):
@@ -184,16 +189,17 @@ def authorization(challenges, method, uri, user, password, alg="MD5", proxy=Fals
 
 
 def digest_register(port, user, password, contact, *, domain=None, expires=3600, alg="SHA-256",
-                    call_id=None, cseq=1, extra_headers="", wait_s=0.0, replay=False):
+                    call_id=None, cseq=1, extra_headers="", wait_s=0.0, replay=False,
+                    ip="127.0.0.1"):
     """REGISTER user@domain with `contact` (a full Contact value, e.g.
     '<sip:u@127.0.0.1:5070>;q=0.5') through 127.0.0.1:port, answering the 401 with the
     challenge of algorithm `alg` (RFC 7616 digest, qop=auth). Returns (final Msg, the
     challenge headers seen). extra_headers go into both REGISTERs; wait_s passes
     between the challenge and the answer (to let a nonce age); replay=True sends the
     authenticated REGISTER a second time, same nonce and nonce-count, and returns
-    the answer to that copy."""
+    the answer to that copy. ip: the loopback source address."""
     domain = domain or DOMAIN
-    c = RawSip()
+    c = RawSip(ip)
     try:
         call_id = call_id or f"reg-{user}-{time.monotonic_ns()}"
         base = dict(to=f"<sip:{user}@{domain}>", frm=f"<sip:{user}@{domain}>;tag=r{cseq}",
@@ -220,11 +226,12 @@ def digest_register(port, user, password, contact, *, domain=None, expires=3600,
 
 
 def digest_request(port, method, ruri, user, password, *, domain=None, extra="", body="",
-                   alg="MD5", ctype="text/plain"):
+                   alg="MD5", ctype="text/plain", ip="127.0.0.1"):
     """An out-of-dialog request from user@domain through 127.0.0.1:port, answering a
-    407 (or 401) challenge of algorithm `alg` once. Returns the final Msg (or None)."""
+    407 (or 401) challenge of algorithm `alg` once. Returns the final Msg (or None).
+    ip: the loopback source address."""
     domain = domain or DOMAIN
-    c = RawSip()
+    c = RawSip(ip)
     try:
         call_id = f"{method.lower()}-{user}-{time.monotonic_ns()}"
         base = dict(frm=f"<sip:{user}@{domain}>;tag=d1", call_id=call_id)

@@ -99,6 +99,18 @@ static void test_text_record(void **state)
 	assert_int_equal(strchr(buf, '\n') - buf + 1, (long)strlen(buf)); /* one line */
 }
 
+/* Text from the network cannot start a line of its own (a forged log event). */
+static void test_text_record_control_characters(void **state)
+{
+	char buf[4096];
+
+	(void)state;
+	SK_NOTICE("user=\"%s\" end", "a\r\n2026-01-01T00:00:00.000Z notice forged\x01\tx");
+	drain(buf, sizeof(buf));
+	assert_non_null(strstr(buf, "user=\"a??2026-01-01T00:00:00.000Z notice forged?\tx\" end\n"));
+	assert_int_equal(strchr(buf, '\n') - buf + 1, (long)strlen(buf)); /* one line */
+}
+
 static void test_json_record(void **state)
 {
 	char buf[4096];
@@ -138,6 +150,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_levels_parse, cap_setup, cap_teardown),
 		cmocka_unit_test_setup_teardown(test_module_level_at_run_time, cap_setup, cap_teardown),
 		cmocka_unit_test_setup_teardown(test_text_record, cap_setup, cap_teardown),
+		cmocka_unit_test_setup_teardown(test_text_record_control_characters, cap_setup,
+						cap_teardown),
 		cmocka_unit_test_setup_teardown(test_json_record, cap_setup, cap_teardown),
 		cmocka_unit_test_setup_teardown(test_long_message_truncated_not_overflowing, cap_setup,
 						cap_teardown),
