@@ -1,5 +1,8 @@
-/* The small HTTP/1.1 server for /metrics, probes and the admin API, and its
- * request parser (RFC 9112). Only what scrapers, probes and curl need. */
+/* The small HTTP/1.1 server for /metrics, probes, the admin API and XCAP, and its
+ * request parser (RFC 9112). Only what scrapers, probes and curl need; TLS through
+ * OpenSSL memory BIOs, as the edge's tp_tls.c does. */
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <arpa/inet.h>
 #include <assert.h>
 #include <signal.h>
@@ -12,6 +15,7 @@
 #include "skein/sk_http.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
+#include "skein/sk_tls.h"
 
 SK_LOG_MODULE("http");
 
@@ -22,7 +26,7 @@ enum {
 	TIMEOUT_MS = 10000,  /* to receive a request, or to send a response */
 	LINGER_MS = 2000,    /* to drain the client after our last response */
 	BUF_MIN = 2048,
-	BUF_MAX = MAX_HEAD + MAX_BODY + 1, /* + 1: room to NUL-terminate the body */
+	RAW_SIZE = 16 * 1024 + 512, /* one TLS record and its overhead */
 };
 
 #define DEFAULT_TYPE "text/plain; charset=utf-8"
@@ -228,10 +232,11 @@ long sk_http_parse(char *buf, size_t len, size_t max_head, size_t max_body,
 /* ---- server ---- */
 
 enum conn_state {
-	C_READ,   /* receiving a request */
-	C_WRITE,  /* sending a response; reads paused */
-	C_LINGER, /* last response sent, FIN sent: discard input until EOF */
-	C_CLOSED, /* handles closing; freed by their close callbacks */
+	C_READ,    /* receiving a request */
+	C_PENDING, /* the handler deferred its answer; input is kept, not parsed */
+	C_WRITE,   /* sending a response; reads paused */
+	C_LINGER,  /* last response sent, FIN sent: discard input until EOF */
+	C_CLOSED,  /* handles closing; freed by their close callbacks */
 };
 
 struct sk_http {
@@ -243,6 +248,9 @@ struct sk_http {
 	struct conn *conns; /* open connections, borrowed */
 	unsigned nconn, nreject;
 	bool closing;
+	size_t max_body, buf_max; /* buf_max = MAX_HEAD + max_body + 1 (the body's NUL) */
+	uint64_t timeout_ms;
+	SSL_CTX *tls; /* HTTPS when set */
 	char addr[64];
 };
 
@@ -255,10 +263,15 @@ struct conn {
 	uv_timer_t *timer;
 	uv_shutdown_t sreq;
 	enum conn_state state;
-	bool reading, reject, keepalive;
+	bool reading, reject, keepalive, head_only, continued;
+	bool deferred; /* the handler of the current request called sk_http_defer */
 	unsigned nreq;
 	char *buf;
 	size_t len, cap, used;
+	struct sk_http_pending *pending; /* borrowed; set while C_PENDING */
+	SSL *ssl;                        /* HTTPS: with its two memory BIOs */
+	BIO *rbio, *wbio;                /* owned by ssl */
+	char *raw;                       /* HTTPS: ciphertext as it arrives */
 	struct sk_http_parsed p;
 	char path[sizeof(((struct sk_http_parsed *)0)->target)];
 	char scratch[256]; /* where lingering input goes */
@@ -267,8 +280,14 @@ struct conn {
 struct wreq {
 	uv_write_t req;
 	struct conn *conn; /* reference */
-	struct sk_buf head, body;
+	struct sk_buf head, body, tls; /* tls: head and body encrypted */
 	bool close;
+	bool raw; /* a TLS handshake flight or a 100 Continue: no state change */
+};
+
+struct sk_http_pending {
+	struct conn *conn; /* reference */
+	bool done;
 };
 
 static void conn_process(struct conn *c);
@@ -276,6 +295,7 @@ static void conn_process(struct conn *c);
 static const char *reason(int status)
 {
 	switch (status) {
+	case 100: return "Continue";
 	case 200: return "OK";
 	case 201: return "Created";
 	case 202: return "Accepted";
@@ -290,6 +310,7 @@ static const char *reason(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
+	case 412: return "Precondition Failed";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
@@ -318,6 +339,8 @@ static void conn_destroy(void *data)
 	struct conn *c = data;
 
 	sk_deref(c->buf);
+	sk_deref(c->raw);
+	SSL_free(c->ssl); /* and both BIOs */
 	sk_deref(c->http);
 }
 
@@ -339,6 +362,7 @@ static void conn_close(struct conn *c)
 		h->nreject--;
 	else
 		h->nconn--;
+	c->pending = NULL; /* a late sk_http_respond sees C_CLOSED */
 	uv_close((uv_handle_t *)c->tcp, handle_close_cb);
 	uv_close((uv_handle_t *)c->timer, handle_close_cb);
 	sk_deref(c); /* the list's reference */
@@ -351,45 +375,76 @@ static void conn_timer(struct conn *c, uint64_t ms)
 	uv_timer_start(c->timer, on_timeout, ms, 0);
 }
 
-static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *ub)
+/* Room for more request bytes in c->buf, growing it up to buf_max; one byte is kept
+ * spare for the body's NUL. 0 when full (or out of memory). */
+static size_t buf_room(struct conn *c)
 {
-	struct conn *c = hd->data;
+	size_t max = c->http->buf_max;
 
-	(void)suggested;
-	if (c->state != C_READ) {
-		*ub = uv_buf_init(c->scratch, sizeof(c->scratch));
-		return;
-	}
-	if (c->cap - c->len < BUF_MIN / 2 && c->cap < BUF_MAX) {
+	if (c->cap - c->len < BUF_MIN / 2 && c->cap < max) {
 		size_t cap = c->cap ? c->cap * 2 : BUF_MIN;
 		char *nb;
 
-		if (cap > BUF_MAX)
-			cap = BUF_MAX;
+		if (cap > max)
+			cap = max;
 		nb = c->buf ? sk_realloc(c->buf, cap) : sk_zalloc(cap, NULL);
 		if (nb) {
 			c->buf = nb;
 			c->cap = cap;
 		}
 	}
-	/* Keep one byte spare for the body's NUL. A zero-length buffer makes
-	 * libuv report UV_ENOBUFS, which closes the connection. */
-	if (c->cap > c->len + 1)
-		*ub = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len - 1));
-	else
-		*ub = uv_buf_init(NULL, 0);
+	return c->cap > c->len + 1 ? c->cap - c->len - 1 : 0;
 }
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *ub)
+{
+	struct conn *c = hd->data;
+	size_t room;
+
+	(void)suggested;
+	if (c->ssl) {
+		/* Ciphertext goes to the TLS engine first, in every state. */
+		*ub = c->raw ? uv_buf_init(c->raw, RAW_SIZE) : uv_buf_init(NULL, 0);
+		return;
+	}
+	if (c->state != C_READ && c->state != C_PENDING) {
+		*ub = uv_buf_init(c->scratch, sizeof(c->scratch));
+		return;
+	}
+	/* A zero-length buffer makes libuv report UV_ENOBUFS, which closes the
+	 * connection. */
+	room = buf_room(c);
+	*ub = room ? uv_buf_init(c->buf + c->len, (unsigned)room) : uv_buf_init(NULL, 0);
+}
+
+static void tls_pump(struct conn *c);
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *ub)
 {
 	struct conn *c = s->data;
 
-	(void)ub;
 	if (n < 0) {
 		conn_close(c); /* EOF, reset or no buffer */
 		return;
 	}
-	if (c->state != C_READ || n == 0)
+	if (n == 0 || c->state == C_CLOSED)
+		return;
+	if (c->ssl) {
+		if (c->state == C_LINGER)
+			return;
+		/* What arrives while an answer is pending waits in the engine; not
+		 * without bound. */
+		if (BIO_ctrl_pending(c->rbio) > c->http->buf_max ||
+		    BIO_write(c->rbio, ub->base, (int)n) != (int)n) {
+			conn_close(c);
+			return;
+		}
+		tls_pump(c);
+		return;
+	}
+	if (c->state == C_PENDING)
+		c->len += (size_t)n; /* the next request, kept for later */
+	if (c->state != C_READ)
 		return;
 	c->len += (size_t)n;
 	conn_process(c);
@@ -421,8 +476,16 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 /* Closing right after the last write would reset a client whose request is still
  * partly unread, and the reset can destroy our response in its receive queue. So
  * send FIN and drain for a moment first ("lingering close"). */
+static void tls_flush(struct conn *c);
+
 static void conn_linger(struct conn *c)
 {
+	if (c->ssl) {
+		(void)SSL_shutdown(c->ssl); /* close_notify; we do not wait for theirs */
+		tls_flush(c);
+		if (c->state == C_CLOSED)
+			return;
+	}
 	c->state = C_LINGER;
 	conn_timer(c, LINGER_MS);
 	c->sreq.data = c;
@@ -440,9 +503,13 @@ static void conn_next(struct conn *c)
 	c->len -= c->used;
 	c->used = 0;
 	c->state = C_READ;
-	conn_timer(c, TIMEOUT_MS);
+	c->continued = false;
+	conn_timer(c, c->http->timeout_ms);
 	conn_read(c, true);
-	conn_process(c);
+	if (c->ssl)
+		tls_pump(c); /* plaintext the engine held while we were busy */
+	else
+		conn_process(c);
 }
 
 static void wreq_destroy(void *data)
@@ -451,6 +518,7 @@ static void wreq_destroy(void *data)
 
 	sk_buf_release(&w->head);
 	sk_buf_release(&w->body);
+	sk_buf_release(&w->tls);
 	sk_deref(w->conn);
 }
 
@@ -463,6 +531,10 @@ static void on_write(uv_write_t *req, int status)
 		; /* cancelled by conn_close */
 	else if (status < 0)
 		conn_close(c); /* the client went away mid-write */
+	else if (w->raw)
+		; /* nothing follows a handshake flight or a 100 */
+	else if (status < 0)
+		conn_close(c); /* the client went away mid-write */
 	else if (w->close)
 		conn_linger(c);
 	else
@@ -470,19 +542,133 @@ static void on_write(uv_write_t *req, int status)
 	sk_deref(w);
 }
 
-/* Sends status and body (taken over; may be NULL) and pauses reading until done. */
-static void respond(struct conn *c, int status, const char *type, struct sk_buf *body,
-		    bool head_only)
+/* Hands bufs to the socket through w (a reference taken over): encrypted into
+ * w->tls first on HTTPS. A memory BIO never blocks: SSL_write takes all or fails. */
+static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned nbufs)
+{
+	if (c->ssl) {
+		char *p;
+		long n;
+
+		for (unsigned i = 0; i < nbufs; i++)
+			if (bufs[i].len && SSL_write(c->ssl, bufs[i].base, (int)bufs[i].len) <= 0)
+				return SK_ETLS;
+		n = BIO_get_mem_data(c->wbio, &p);
+		if (n > 0 && sk_buf_append(&w->tls, p, (size_t)n))
+			return SK_ENOMEM;
+		(void)BIO_reset(c->wbio);
+		if (!w->tls.len) {
+			sk_deref(w); /* nothing to send (a handshake step without output) */
+			return 0;
+		}
+		bufs[0] = uv_buf_init(w->tls.data, (unsigned)w->tls.len);
+		nbufs = 1;
+	}
+	return uv_write(&w->req, (uv_stream_t *)c->tcp, bufs, nbufs, on_write);
+}
+
+static struct wreq *wreq_new(struct conn *c)
+{
+	struct wreq *w = sk_zalloc(sizeof(*w), wreq_destroy);
+
+	if (!w)
+		return NULL;
+	w->req.data = w;
+	w->conn = sk_ref(c);
+	return w;
+}
+
+/* Sends bytes outside any response (a 100 Continue, a TLS flight): no state change. */
+static void conn_write_raw(struct conn *c, const char *data, size_t len)
+{
+	struct wreq *w = wreq_new(c);
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+
+	if (!w) {
+		conn_close(c);
+		return;
+	}
+	w->raw = true;
+	if (conn_write(c, w, &b, len ? 1 : 0)) {
+		sk_deref(w);
+		conn_close(c);
+	}
+}
+
+/* The TLS engine's pending output (handshake, alerts, close_notify) to the socket. */
+static void tls_flush(struct conn *c)
+{
+	if (c->state != C_CLOSED && BIO_ctrl_pending(c->wbio) > 0)
+		conn_write_raw(c, NULL, 0);
+}
+
+/* Decrypts what has arrived into c->buf (as far as it has room) and serves what is
+ * complete. The engine keeps what does not fit until the next call. */
+static void tls_pump(struct conn *c)
+{
+	size_t room;
+	int n, e;
+
+	if (c->state != C_READ) {
+		tls_flush(c);
+		return;
+	}
+	ERR_clear_error();
+	while ((room = buf_room(c)) > 0) {
+		n = SSL_read(c->ssl, c->buf + c->len, room > INT32_MAX ? INT32_MAX : (int)room);
+		if (n > 0) {
+			c->len += (size_t)n;
+			continue;
+		}
+		e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			break;
+		/* close_notify, a failed handshake or a bad record */
+		SK_DEBUG("%s: TLS closed (%d)", c->http->addr, e);
+		ERR_clear_error();
+		tls_flush(c); /* an alert, if any */
+		conn_close(c);
+		return;
+	}
+	tls_flush(c);
+	if (c->state == C_READ)
+		conn_process(c);
+}
+
+/* Header lines from a handler must be whole lines: no bare CR or LF, each ending
+ * in CRLF, each with a colon. */
+static bool headers_ok(const struct sk_buf *b)
+{
+	const char *s = b->data, *e;
+	size_t left = b->len;
+
+	while (left) {
+		e = memchr(s, '\n', left);
+		if (!e || e == s || e[-1] != '\r' || !memchr(s, ':', (size_t)(e - s)) ||
+		    memchr(s, '\r', (size_t)(e - s - 1)))
+			return false;
+		left -= (size_t)(e + 1 - s);
+		s = e + 1;
+	}
+	return true;
+}
+
+/* Sends status, headers and body (taken over; either may be NULL) and pauses
+ * reading until done. */
+static void respond(struct conn *c, int status, const char *type, struct sk_buf *headers,
+		    struct sk_buf *body, bool head_only)
 {
 	bool no_len = status == 204 || status == 304;
 	struct wreq *w;
 	uv_buf_t bufs[2];
 	unsigned nbufs = 1;
 
-	w = sk_zalloc(sizeof(*w), wreq_destroy);
+	w = wreq_new(c);
 	if (!w) {
 		if (body)
 			sk_buf_release(body);
+		if (headers)
+			sk_buf_release(headers);
 		conn_close(c);
 		return;
 	}
@@ -490,13 +676,16 @@ static void respond(struct conn *c, int status, const char *type, struct sk_buf 
 		w->body = *body;
 		sk_buf_init(body);
 	}
-	w->req.data = w;
-	w->conn = sk_ref(c);
 	w->close = !c->keepalive || c->http->closing;
 	if (!type || strpbrk(type, "\r\n"))
 		type = DEFAULT_TYPE;
 	sk_buf_printf(&w->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status,
 		      reason(status), type);
+	if (headers) {
+		if (headers->len)
+			sk_buf_append(&w->head, headers->data, headers->len);
+		sk_buf_release(headers);
+	}
 	if (!no_len)
 		sk_buf_printf(&w->head, "Content-Length: %zu\r\n", w->body.len);
 	sk_buf_printf(&w->head, "Connection: %s\r\n\r\n", w->close ? "close" : "keep-alive");
@@ -511,8 +700,9 @@ static void respond(struct conn *c, int status, const char *type, struct sk_buf 
 
 	conn_read(c, false);
 	c->state = C_WRITE;
-	conn_timer(c, TIMEOUT_MS);
-	if (uv_write(&w->req, (uv_stream_t *)c->tcp, bufs, nbufs, on_write)) {
+	c->pending = NULL;
+	conn_timer(c, c->http->timeout_ms);
+	if (conn_write(c, w, bufs, nbufs)) {
 		sk_deref(w);
 		conn_close(c);
 	}
@@ -525,7 +715,7 @@ static void send_error(struct conn *c, int status)
 	sk_buf_init(&body);
 	sk_buf_printf(&body, "%s\n", reason(status));
 	c->keepalive = false;
-	respond(c, status, NULL, &body, false);
+	respond(c, status, NULL, NULL, &body, c->head_only);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -533,16 +723,22 @@ static void on_timeout(uv_timer_t *t)
 	struct conn *c = t->data;
 
 	/* A keep-alive connection idle between requests just goes; a request
-	 * that never completed gets its 408. */
-	if (c->state == C_READ && (c->len || !c->nreq))
+	 * that never completed gets its 408, one whose handler never answered a 504.
+	 * A TLS handshake that never finished has no channel for either. */
+	if (c->ssl && !SSL_is_init_finished(c->ssl))
+		conn_close(c);
+	else if (c->state == C_READ && (c->len || !c->nreq))
 		send_error(c, 408);
+	else if (c->state == C_PENDING)
+		send_error(c, 504);
 	else
 		conn_close(c);
 }
 
 static const char *req_header(const struct sk_http_req *req, const char *name)
 {
-	const struct sk_http_parsed *p = req->priv;
+	const struct conn *c = req->priv;
+	const struct sk_http_parsed *p = &c->p;
 
 	for (size_t i = 0; i < p->nhdr; i++)
 		if (!strcasecmp(p->hdr[i].name, name))
@@ -603,6 +799,8 @@ static const char *split_target(struct conn *c)
 	return q + 1;
 }
 
+static void finish(struct conn *c, int err, struct sk_http_resp *resp);
+
 static void serve(struct conn *c)
 {
 	struct sk_http *h = c->http;
@@ -621,9 +819,13 @@ static void serve(struct conn *c)
 	req.body = c->buf + c->p.head_len;
 	req.body_len = c->p.content_length;
 	req.header = req_header;
-	req.priv = &c->p;
+	req.priv = c;
+	req.tls = c->ssl != NULL;
 	c->keepalive = wants_keepalive(&c->p);
+	c->head_only = !strcmp(req.method, "HEAD");
+	c->deferred = false;
 	sk_buf_init(&resp.body);
+	sk_buf_init(&resp.headers);
 
 	/* NUL-terminate the body in place; the byte after it may begin the next
 	 * pipelined request, so put it back afterwards. */
@@ -632,20 +834,107 @@ static void serve(struct conn *c)
 	err = h->handler(&req, &resp, h->arg);
 	c->buf[c->used] = saved;
 
-	if (c->state == C_CLOSED) {
-		/* The handler closed the server (admin "shutdown"). */
+	if (c->state == C_CLOSED || (c->deferred && (!err || c->state != C_PENDING))) {
+		/* The handler closed the server (admin "shutdown"), or answers later
+		 * (or already did, from inside the handler). A handler that deferred and
+		 * failed gets its 500 below, and the pending answer is then dropped. */
 		sk_buf_release(&resp.body);
+		sk_buf_release(&resp.headers);
 		return;
 	}
-	if (err || resp.body.err || resp.status < 200 || resp.status > 599) {
-		SK_WARN("%s %s: handler failed (%s, status %d)", req.method, req.path,
-			sk_strerror(err ? err : resp.body.err), resp.status);
-		sk_buf_release(&resp.body);
-		resp.status = 500;
-		resp.content_type = NULL;
-		sk_buf_printf(&resp.body, "%s\n", reason(500));
+	finish(c, err, &resp);
+}
+
+/* Sends a handler's answer, or a 500 in place of a broken one. */
+static void finish(struct conn *c, int err, struct sk_http_resp *resp)
+{
+	if (err || resp->body.err || resp->headers.err || resp->status < 200 ||
+	    resp->status > 599 || !headers_ok(&resp->headers)) {
+		SK_WARN("%s %s: handler failed (%s, status %d)", c->p.method, c->path,
+			sk_strerror(err ? err : resp->body.err ? resp->body.err : resp->headers.err),
+			resp->status);
+		sk_buf_release(&resp->body);
+		sk_buf_release(&resp->headers);
+		resp->status = 500;
+		resp->content_type = NULL;
+		sk_buf_printf(&resp->body, "%s\n", reason(500));
 	}
-	respond(c, resp.status, resp.content_type, &resp.body, !strcmp(req.method, "HEAD"));
+	respond(c, resp->status, resp->content_type, &resp->headers, &resp->body, c->head_only);
+}
+
+static void pending_destroy(void *data)
+{
+	struct sk_http_pending *p = data;
+
+	if (p->conn && p->conn->pending == p)
+		p->conn->pending = NULL;
+	sk_deref(p->conn);
+}
+
+struct sk_http_pending *sk_http_defer(const struct sk_http_req *req)
+{
+	struct conn *c = req ? req->priv : NULL;
+	struct sk_http_pending *p;
+
+	if (!c || c->state != C_READ || c->pending)
+		return NULL;
+	p = sk_zalloc(sizeof(*p), pending_destroy);
+	if (!p)
+		return NULL;
+	p->conn = sk_ref(c);
+	c->pending = p;
+	c->deferred = true;
+	c->state = C_PENDING;
+	/* Reading goes on (into the buffer, unprocessed) so that a client that leaves
+	 * is noticed at once and its answer dropped. */
+	conn_timer(c, c->http->timeout_ms);
+	return p;
+}
+
+bool sk_http_pending_alive(const struct sk_http_pending *p)
+{
+	return p && !p->done && p->conn->state == C_PENDING && p->conn->pending == p;
+}
+
+int sk_http_respond(struct sk_http_pending *p, struct sk_http_resp *resp)
+{
+	int err = 0;
+
+	if (!p || !resp)
+		return SK_EINVAL;
+	if (p->done) {
+		err = SK_EEXIST;
+	} else if (!sk_http_pending_alive(p)) {
+		err = SK_ECANCELED;
+	} else {
+		p->done = true;
+		finish(p->conn, 0, resp);
+		return 0;
+	}
+	p->done = true;
+	sk_buf_release(&resp->body);
+	sk_buf_release(&resp->headers);
+	return err;
+}
+
+/* The head is complete (the parser then filled the header list) and the body is
+ * still to come: a client that asked with "Expect: 100-continue" waits for our 100
+ * before it sends the body (RFC 9110 10.1.1); curl does so for PUTs over 1 KiB. */
+static void maybe_continue(struct conn *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (c->continued || !c->p.nhdr || c->p.version_minor < 1)
+		return;
+	for (size_t i = 0; i < c->p.nhdr; i++) {
+		/* Not NUL-terminated yet: the parser writes only once all is there. */
+		if (!strncasecmp(c->p.hdr[i].name, "expect:", 7) &&
+		    !strncasecmp(c->p.hdr[i].value, "100-continue", 12)) {
+			c->continued = true;
+			conn_write_raw(c, cont, sizeof(cont) - 1);
+			return;
+		}
+	}
 }
 
 /* Answers the next complete request in c->buf, if there is one. */
@@ -655,8 +944,9 @@ static void conn_process(struct conn *c)
 
 	if (c->state != C_READ || !c->len)
 		return;
-	rc = sk_http_parse(c->buf, c->len, MAX_HEAD, MAX_BODY, &c->p);
+	rc = sk_http_parse(c->buf, c->len, MAX_HEAD, c->http->max_body, &c->p);
 	if (rc == 0) {
+		maybe_continue(c);
 		conn_read(c, true);
 		return;
 	}
@@ -703,6 +993,28 @@ static int conn_alloc(struct conn **cp, struct sk_http *h)
 	else
 		h->nconn++;
 	*cp = c;
+	return 0;
+}
+
+/* The server side of TLS on a new connection: the engine reads and writes memory
+ * BIOs; libuv moves the ciphertext. */
+static int conn_tls(struct conn *c)
+{
+	c->raw = sk_zalloc(RAW_SIZE, NULL);
+	c->ssl = SSL_new(c->http->tls);
+	if (!c->raw || !c->ssl)
+		return SK_ENOMEM;
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	if (!c->rbio || !c->wbio) {
+		BIO_free(c->rbio);
+		BIO_free(c->wbio);
+		c->rbio = c->wbio = NULL;
+		return SK_ENOMEM;
+	}
+	BIO_set_mem_eof_return(c->rbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_accept_state(c->ssl);
 	return 0;
 }
 
@@ -756,9 +1068,13 @@ static void on_connection(uv_stream_t *srv, int status)
 		return;
 	}
 	if (!c->reject) {
-		conn_timer(c, TIMEOUT_MS);
+		if (h->tls && conn_tls(c)) {
+			conn_close(c);
+			return;
+		}
+		conn_timer(c, h->timeout_ms);
 		conn_read(c, true);
-	} else if (h->nreject <= MAX_CONN) {
+	} else if (h->nreject <= MAX_CONN && !h->tls) {
 		send_error(c, 503);
 	} else {
 		conn_close(c); /* even the 503s are piling up: just drop */
@@ -845,16 +1161,27 @@ static void http_destroy(void *data)
 	/* Every handle and connection holds a reference: none can be left. */
 	assert(!h->lsock && !h->conns);
 	sk_deref(h->spare); /* not a live handle: closed or never initialised */
+	SSL_CTX_free(h->tls); /* connections hold their own reference (SSL_new) */
 }
 
 int sk_http_alloc(struct sk_http **hp, uv_loop_t *loop, const char *addr,
 		  sk_http_handler_cb *handler, void *arg)
+{
+	return sk_http_alloc_opts(hp, loop, addr, NULL, handler, arg);
+}
+
+int sk_http_alloc_opts(struct sk_http **hp, uv_loop_t *loop, const char *addr,
+		       const struct sk_http_opts *o, sk_http_handler_cb *handler, void *arg)
 {
 	struct sockaddr_storage ss;
 	struct sk_http *h;
 	int err;
 
 	if (!hp || !loop || !addr || !handler)
+		return SK_EINVAL;
+	if (o && (!o->tls_cert) != (!o->tls_key))
+		return SK_EINVAL;
+	if (o && o->max_body > (size_t)1 << 30)
 		return SK_EINVAL;
 	err = parse_addr(addr, &ss);
 	if (err)
@@ -865,7 +1192,17 @@ int sk_http_alloc(struct sk_http **hp, uv_loop_t *loop, const char *addr,
 	h->loop = loop;
 	h->handler = handler;
 	h->arg = arg;
+	h->max_body = o && o->max_body ? o->max_body : MAX_BODY;
+	h->buf_max = MAX_HEAD + h->max_body + 1;
+	h->timeout_ms = o && o->timeout_ms ? o->timeout_ms : TIMEOUT_MS;
 	snprintf(h->addr, sizeof(h->addr), "%s", addr);
+	if (o && o->tls_cert && o->tls_cert[0]) {
+		h->tls = sk_tls_server_ctx(o->tls_cert, o->tls_key, "https");
+		if (!h->tls) {
+			sk_deref(h);
+			return SK_ECONFIG;
+		}
+	}
 
 	h->spare = sk_zalloc(sizeof(*h->spare), NULL);
 	h->lsock = sk_zalloc(sizeof(*h->lsock), NULL);

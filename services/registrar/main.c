@@ -4,7 +4,9 @@
 #include "skein/sk_daemon.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
+#include "skein/sk_mem.h"
 #include "reg.h"
+#include "xcap_http.h"
 
 SK_LOG_MODULE("registrar");
 
@@ -32,6 +34,20 @@ static const struct sk_conf_key keys[] = {
 	{"count_interval", SK_CONF_DURATION, offsetof(struct registrar_conf, count_interval), "15s",
 	 "How often the cluster's live bindings are counted for /metrics (a SCAN walk of Redis)",
 	 SK_CONF_RELOAD, 1000, 86400000, 0, 0},
+	{"xcap_listen", SK_CONF_STR, offsetof(struct registrar_conf, xcap_listen), "",
+	 "Address (host:port) of the XCAP server over HTTP (RFC 4825, docs/xcap.md); empty: off",
+	 0, 0, 0, 0, 0},
+	{"xcap_listen_tls", SK_CONF_STR, offsetof(struct registrar_conf, xcap_listen_tls), "",
+	 "Address (host:port) of the XCAP server over HTTPS (needs tls_cert and tls_key); "
+	 "empty: off",
+	 0, 0, 0, 0, 0},
+	{"xcap_root", SK_CONF_STR, offsetof(struct registrar_conf, xcap_root), "/xcap",
+	 "Path of the XCAP root (RFC 4825 §6.1): documents are at ROOT/AUID/users/XUI/DOC", 0, 0, 0, 0,
+	 0},
+	{"tls_cert", SK_CONF_STR, offsetof(struct registrar_conf, tls_cert), "",
+	 "PEM certificate (chain) of the XCAP HTTPS listener", 0, 0, 0, 0, 0},
+	{"tls_key", SK_CONF_STR, offsetof(struct registrar_conf, tls_key), "",
+	 "PEM private key of the XCAP HTTPS listener", 0, 0, 0, 0, 0},
 	SK_CONF_END,
 };
 
@@ -52,13 +68,33 @@ static int start(struct sk_daemon *d, void *arg)
 	r->cluster = sk_daemon_cluster(d)->name;
 	int err = reg_register_start(r);
 
-	return err ? err : reg_count_start(r);
+	if (!err)
+		err = reg_count_start(r);
+	if (!err && (conf.xcap_listen[0] || conf.xcap_listen_tls[0])) {
+		const struct xcap_server_opts xo = {
+			.http_listen = conf.xcap_listen,
+			.https_listen = conf.xcap_listen_tls,
+			.root = conf.xcap_root,
+			.tls_cert = conf.tls_cert,
+			.tls_key = conf.tls_key,
+		};
+
+		err = xcap_server_alloc(&r->xcap, sk_daemon_loop(d), sk_daemon_redis(d), r->cluster,
+					&xo);
+		if (err)
+			SK_ERROR("XCAP server: %s", sk_strerror(err));
+	}
+	return err;
 }
 
 static void stop(struct sk_daemon *d, void *arg)
 {
+	struct registrar *r = arg;
+
 	(void)d;
-	reg_count_stop(arg);
+	reg_count_stop(r);
+	xcap_server_close(r->xcap);
+	r->xcap = sk_deref(r->xcap);
 }
 
 int main(int argc, char **argv)

@@ -11,17 +11,20 @@ struct registrar_conf {
 	struct sk_role_conf role;
 	int64_t default_expires, min_expires, max_expires, max_contacts;
 	uint64_t count_interval; /* ms */
+	char *xcap_listen, *xcap_listen_tls, *xcap_root, *tls_cert, *tls_key; /* XCAP */
 };
 
 struct sk_redis_script;
 struct sk_counter;
 struct sk_histogram;
+struct xcap_server;
 
 struct registrar {
 	struct sk_daemon *d;
 	const struct registrar_conf *conf; /* live: SIGHUP may change the policy keys */
 	const char *cluster;
 	struct sk_redis_script *reg_script; /* REGDATA_LUA_REGISTER */
+	struct xcap_server *xcap;           /* XCAP (services/xcap), NULL when off */
 	struct {
 		struct sk_counter *ok, *query, *replay, *rejected, *out_of_order, *error;
 		struct sk_counter *added, *refreshed, *removed;
