@@ -30,9 +30,11 @@ const char REGDATA_LUA_REGISTER[] =
 	"  redis.call('HDEL', meta, k)\n"
 	"end\n"
 	"if #old > 0 then redis.call('ZREMRANGEBYSCORE', exp, '-inf', now) end\n"
-	"local function answer(code, tag, a, r, d)\n"
+	/* The reply lists every live binding; live is ZRANGE exp WITHSCORES when the
+	 * caller has it already. */
+	"local function answer(code, tag, a, r, d, live)\n"
 	"  local out = {code, tag, a, r, d}\n"
-	"  local live = redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
+	"  live = live or redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
 	"  for i = 1, #live, 2 do\n"
 	"    local b = redis.call('HGET', reg, live[i])\n"
 	"    if b then\n"
@@ -71,14 +73,16 @@ const char REGDATA_LUA_REGISTER[] =
 	"    ops[k] = {tonumber(ARGV[7 + 3 * i]), ARGV[8 + 3 * i]}\n"
 	"  end\n"
 	"end\n"
-	/* Plan first: a request that fails writes nothing. */
+	/* Plan first: a request that fails writes nothing. What the plan reads of each
+	 * binding (live?, first registration, Call-ID) serves the writes too. */
 	"local before = redis.call('ZCARD', exp)\n"
 	"local after, same, changes = before, 0, 0\n"
 	"for _, k in ipairs(keys) do\n"
 	"  local op = ops[k]\n"
 	"  local live = redis.call('ZSCORE', exp, k)\n"
-	"  local c, id\n"
-	"  if live then c, _, id = getmeta(k) end\n"
+	"  local c, r, id\n"
+	"  if live then c, r, id = getmeta(k) end\n"
+	"  op[3], op[4], op[5] = live, r, id\n"
 	"  if live and id == callid and c > cseq then return answer(500, 'cseq', 0, 0, 0) end\n"
 	"  if live and id == callid and c == cseq then\n"
 	"    local cur = redis.call('HGET', reg, k) or ''\n"
@@ -100,7 +104,7 @@ const char REGDATA_LUA_REGISTER[] =
 	"local added, refreshed, removed = 0, 0, 0\n"
 	"for _, k in ipairs(keys) do\n"
 	"  local op = ops[k]\n"
-	"  local live = redis.call('ZSCORE', exp, k)\n"
+	"  local live = op[3]\n"
 	"  if op[1] == 0 then\n"
 	"    if live then\n"
 	"      redis.call('HDEL', reg, k)\n"
@@ -111,8 +115,7 @@ const char REGDATA_LUA_REGISTER[] =
 	"  else\n"
 	"    local first = now\n"
 	"    if live then\n"
-	"      local _, r, id = getmeta(k)\n"
-	"      if id == callid and r then first = r end\n"
+	"      if op[5] == callid and op[4] then first = op[4] end\n"
 	"      refreshed = refreshed + 1\n"
 	"    else\n"
 	"      added = added + 1\n"
@@ -123,22 +126,24 @@ const char REGDATA_LUA_REGISTER[] =
 	"    redis.call('ZADD', exp, e, k)\n"
 	"  end\n"
 	"end\n"
-	"local last = redis.call('ZRANGE', exp, -1, -1, 'WITHSCORES')\n"
-	"if #last == 0 then\n"
+	/* One ZRANGE serves the expiry of the keys (the last score), the meta clean-up
+	 * (how many are live) and the reply. */
+	"local live = redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
+	"if #live == 0 then\n"
 	"  redis.call('DEL', reg, exp, meta)\n"
 	"else\n"
-	"  local ttl = tonumber(last[2]) - now + " STR(REGDATA_TTL_SLACK_MS) "\n"
+	"  local ttl = tonumber(live[#live]) - now + " STR(REGDATA_TTL_SLACK_MS) "\n"
 	"  redis.call('PEXPIRE', reg, ttl)\n"
 	"  redis.call('PEXPIRE', exp, ttl)\n"
 	"  redis.call('PEXPIRE', meta, ttl)\n"
 	/* Lookups purge reg and exp only: drop meta of bindings they removed. */
-	"  if redis.call('HLEN', meta) > redis.call('ZCARD', exp) then\n"
+	"  if redis.call('HLEN', meta) > #live / 2 then\n"
 	"    for _, k in ipairs(redis.call('HKEYS', meta)) do\n"
 	"      if not redis.call('ZSCORE', exp, k) then redis.call('HDEL', meta, k) end\n"
 	"    end\n"
 	"  end\n"
 	"end\n"
-	"return answer(200, 'ok', added, refreshed, removed)\n";
+	"return answer(200, 'ok', added, refreshed, removed, live)\n";
 
 #define FIXED_ARGS 8 /* 3 keys + 5 ARGV before the contacts */
 
