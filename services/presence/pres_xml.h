@@ -1,0 +1,57 @@
+/* pres_xml: the libxml2 discipline shared by the presence documents (PIDF, common
+ * policy): one safe parse (no network, no DTD, no entity expansion, a size cap, UTF-8
+ * only, namespace well-formed), element tests by namespace, serialization into a
+ * refcounted string. Private to skein_presence: it mirrors services/xcap/xcap_doc.c's
+ * parse_doc/ns_ok/xml_utf8_ok, which are static there (see docs/presence.md). */
+#ifndef SKEIN_PRES_XML_H
+#define SKEIN_PRES_XML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <libxml/tree.h>
+
+/* Largest presence document handled (a PUBLISH body, a stored rules document). */
+#define PRES_XML_MAX (256 * 1024)
+
+#define PRES_NS_PIDF  "urn:ietf:params:xml:ns:pidf"
+#define PRES_NS_DM    "urn:ietf:params:xml:ns:pidf:data-model"
+#define PRES_NS_RPID  "urn:ietf:params:xml:ns:pidf:rpid"
+#define PRES_NS_CIPID "urn:ietf:params:xml:ns:pidf:cipid"
+#define PRES_NS_CAPS  "urn:ietf:params:xml:ns:pidf:caps"
+#define PRES_NS_CP    "urn:ietf:params:xml:ns:common-policy"
+#define PRES_NS_PR    "urn:ietf:params:xml:ns:pres-rules"
+
+/* Parses buf[0..len) as a whole document. NULL with *why set (a static phrase) when
+ * it is too large, not well-formed, not namespace well-formed, not UTF-8, or has a
+ * document type declaration. Free with xmlFreeDoc. Sets libxml2's generic error
+ * handler of the calling thread to a silent one (as xcap_doc_init does). */
+xmlDoc *pres_xml_parse(const char *buf, size_t len, const char **why);
+
+/* n is an element named name in namespace ns. */
+bool pres_xml_is(const xmlNode *n, const char *ns, const char *name);
+/* n is an element in namespace ns (any name). */
+bool pres_xml_in(const xmlNode *n, const char *ns);
+
+/* The first child element of n named name in ns, NULL when none. */
+xmlNode *pres_xml_child(const xmlNode *n, const char *ns, const char *name);
+
+/* The text content of n, whitespace-trimmed, into out (truncated to size); "" when
+ * none. */
+void pres_xml_text(const xmlNode *n, char *out, size_t size);
+
+struct sk_buf;
+
+/* Strict UTF-8 of XML Chars (XML 1.0 §2.2). */
+bool pres_xml_utf8_ok(const char *s);
+
+/* Appends s escaped for XML text or a double-quoted attribute value: & < > " and, so
+ * that attribute-value normalization does not eat them, TAB CR LF as character
+ * references. SK_EINVAL (nothing appended) when s is not strict UTF-8 or holds a
+ * character XML 1.0 forbids (C0 controls other than TAB CR LF); else b->err. */
+int pres_xml_escape(struct sk_buf *b, const char *s);
+
+/* doc serialized as UTF-8 with an XML declaration, as a new refcounted string
+ * (sk_deref). 0 or SK_ENOMEM. */
+int pres_xml_dump(xmlDoc *doc, char **outp);
+
+#endif
