@@ -5,7 +5,8 @@
 #include <string.h>
 #include <strings.h>
 #include "pidf.h"
-#include "pres_xml.h"
+#include "xsafe.h"
+#include "pres_ns.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 
@@ -78,17 +79,17 @@ static char *node_id(const xmlNode *n)
 
 static bool is_tuple(const xmlNode *n)
 {
-	return pres_xml_is(n, PRES_NS_PIDF, "tuple");
+	return xsafe_is(n, PRES_NS_PIDF, "tuple");
 }
 
 static bool is_person(const xmlNode *n)
 {
-	return pres_xml_is(n, PRES_NS_DM, "person");
+	return xsafe_is(n, PRES_NS_DM, "person");
 }
 
 static bool is_device(const xmlNode *n)
 {
-	return pres_xml_is(n, PRES_NS_DM, "device");
+	return xsafe_is(n, PRES_NS_DM, "device");
 }
 
 static int check_tree(xmlDoc *doc, const char **why)
@@ -98,7 +99,7 @@ static int check_tree(xmlDoc *doc, const char **why)
 	const char *bad = NULL;
 	xmlChar *entity;
 
-	if (!pres_xml_is(root, PRES_NS_PIDF, "presence")) {
+	if (!xsafe_is(root, PRES_NS_PIDF, "presence")) {
 		*why = "the root element must be <presence> in " PRES_NS_PIDF;
 		return SK_EBADMSG;
 	}
@@ -120,9 +121,9 @@ static int check_tree(xmlDoc *doc, const char **why)
 			xmlFree(id);
 			break;
 		}
-		if (is_tuple(c) && !pres_xml_child(c, PRES_NS_PIDF, "status"))
+		if (is_tuple(c) && !xsafe_child(c, PRES_NS_PIDF, "status"))
 			bad = "a <tuple> has no <status>";
-		else if (is_device(c) && !pres_xml_child(c, PRES_NS_DM, "deviceID"))
+		else if (is_device(c) && !xsafe_child(c, PRES_NS_DM, "deviceID"))
 			bad = "a <dm:device> has no <dm:deviceID>";
 		else if ((r = idset_add(&ids, id)) == 1)
 			bad = "duplicate id in the document";
@@ -149,7 +150,7 @@ int pidf_check(const char *body, size_t len, const char **why)
 	if (!why)
 		why = &dummy;
 	*why = NULL;
-	doc = pres_xml_parse(body, len, why);
+	doc = xsafe_parse(body, len, why);
 	if (!doc)
 		return SK_EBADMSG;
 	err = check_tree(doc, why);
@@ -202,7 +203,7 @@ int pidf_offline(const char *entity, char **outp)
 	status = tuple ? xmlNewChild(tuple, root->ns, (const xmlChar *)"status", NULL) : NULL;
 	if (status && xmlSetProp(tuple, (const xmlChar *)"id", (const xmlChar *)"offline") &&
 	    xmlNewChild(status, root->ns, (const xmlChar *)"basic", (const xmlChar *)"closed"))
-		err = pres_xml_dump(doc, outp);
+		err = xsafe_dump(doc, outp);
 	xmlFreeDoc(doc);
 	return err;
 }
@@ -233,8 +234,8 @@ static bool tuple_open(const xmlNode *t)
 {
 	char basic[16];
 
-	pres_xml_text(
-	    pres_xml_child(pres_xml_child(t, PRES_NS_PIDF, "status"), PRES_NS_PIDF, "basic"), basic,
+	xsafe_text(
+	    xsafe_child(xsafe_child(t, PRES_NS_PIDF, "status"), PRES_NS_PIDF, "basic"), basic,
 	    sizeof(basic));
 	return !strcmp(basic, "open");
 }
@@ -270,7 +271,7 @@ static int take(xmlDoc *out, xmlDoc *src, bool newest, struct idset *ids, struct
 			kind = G_PERSON;
 		else if (is_device(c))
 			kind = G_DEVICE;
-		else if (pres_xml_is(c, PRES_NS_PIDF, "note"))
+		else if (xsafe_is(c, PRES_NS_PIDF, "note"))
 			kind = G_NOTE;
 		else
 			kind = G_OTHER;
@@ -483,7 +484,7 @@ int pidf_compose(const struct pidf_pub *pubs, size_t n, const char *entity, cons
 	for (size_t k = 0; k < n && !err; k++) {
 		const struct pidf_pub *p = &pubs[order[k].i];
 
-		src = pres_xml_parse(p->body, p->len, &why);
+		src = xsafe_parse(p->body, p->len, &why);
 		if (!src)
 			continue;
 		if (!check_tree(src, &why)) {
@@ -497,9 +498,9 @@ int pidf_compose(const struct pidf_pub *pubs, size_t n, const char *entity, cons
 	if (!any) {
 		xmlFreeDoc(out);
 		out = NULL;
-		if (fallback && (src = pres_xml_parse(fallback, fallback_len, &why))) {
+		if (fallback && (src = xsafe_parse(fallback, fallback_len, &why))) {
 			if (!check_tree(src, &why) && !(err = set_entity(src, entity)))
-				err = pres_xml_dump(src, outp);
+				err = xsafe_dump(src, outp);
 			xmlFreeDoc(src);
 			if (err || *outp)
 				goto out;
@@ -511,7 +512,7 @@ int pidf_compose(const struct pidf_pub *pubs, size_t n, const char *entity, cons
 	if (!err) {
 		drop_redundant(root);
 		unprefix_pidf(root);
-		err = pres_xml_dump(out, outp);
+		err = xsafe_dump(out, outp);
 	}
 out:
 	groups_free(g);
@@ -547,7 +548,7 @@ static bool service_ok(const xmlNode *t, const struct pidf_permissions *p)
 		return true;
 	if (!p->nschemes)
 		return false;
-	pres_xml_text(pres_xml_child(t, PRES_NS_PIDF, "contact"), contact, sizeof(contact));
+	xsafe_text(xsafe_child(t, PRES_NS_PIDF, "contact"), contact, sizeof(contact));
 	colon = strchr(contact, ':');
 	if (!colon)
 		return false;
@@ -592,24 +593,24 @@ static void filter_attrs(xmlNode *comp, bool device, const struct pidf_permissio
 		next = c->next;
 		if (c->type != XML_ELEMENT_NODE)
 			continue;
-		if (pres_xml_in(c, PRES_NS_PIDF)) {
+		if (xsafe_in(c, PRES_NS_PIDF)) {
 			keep = true; /* status (filtered below), basic, contact, note, timestamp */
 			if (!strcmp((const char *)c->name, "status"))
 				filter_attrs(c, false, p);
-		} else if (pres_xml_is(c, PRES_NS_DM, "deviceID")) {
+		} else if (xsafe_is(c, PRES_NS_DM, "deviceID")) {
 			keep = device || p->device_id || p->all_attributes;
-		} else if (pres_xml_is(c, PRES_NS_DM, "note") ||
-			   pres_xml_is(c, PRES_NS_DM, "timestamp")) {
+		} else if (xsafe_is(c, PRES_NS_DM, "note") ||
+			   xsafe_is(c, PRES_NS_DM, "timestamp")) {
 			keep = true;
 		} else if (p->all_attributes) {
 			keep = true;
-		} else if (pres_xml_is(c, PRES_NS_RPID, "user-input")) {
+		} else if (xsafe_is(c, PRES_NS_RPID, "user-input")) {
 			keep = p->user_input != PIDF_UI_FALSE;
 			if (keep && p->user_input < PIDF_UI_FULL)
 				xmlUnsetProp(c, (const xmlChar *)"last-input");
 			if (keep && p->user_input < PIDF_UI_THRESHOLDS)
 				xmlUnsetProp(c, (const xmlChar *)"idle-threshold");
-		} else if (pres_xml_in(c, PRES_NS_RPID)) {
+		} else if (xsafe_in(c, PRES_NS_RPID)) {
 			keep = rpid_ok(c, p);
 		} else {
 			keep = false; /* CIPID, caps, anything else: §3.3.3 */
@@ -630,11 +631,11 @@ int pidf_filter(const char *doc, size_t len, const struct pidf_permissions *p, c
 	*outp = NULL;
 	if (!p)
 		p = &none;
-	d = pres_xml_parse(doc, len, &why);
+	d = xsafe_parse(doc, len, &why);
 	if (!d)
 		return SK_EBADMSG;
 	root = xmlDocGetRootElement(d);
-	if (!pres_xml_is(root, PRES_NS_PIDF, "presence")) {
+	if (!xsafe_is(root, PRES_NS_PIDF, "presence")) {
 		xmlFreeDoc(d);
 		return SK_EBADMSG;
 	}
@@ -645,13 +646,13 @@ int pidf_filter(const char *doc, size_t len, const struct pidf_permissions *p, c
 		if (is_tuple(c)				   ? !service_ok(c, p)
 		    : is_person(c)			   ? !p->all_persons
 		    : is_device(c)			   ? !p->all_devices
-		    : pres_xml_is(c, PRES_NS_PIDF, "note") ? false
+		    : xsafe_is(c, PRES_NS_PIDF, "note") ? false
 							   : !p->all_attributes)
 			drop(c);
 		else if (is_tuple(c) || is_person(c) || is_device(c))
 			filter_attrs(c, is_device(c), p);
 	}
-	err = pres_xml_dump(d, outp);
+	err = xsafe_dump(d, outp);
 	xmlFreeDoc(d);
 	return err;
 }

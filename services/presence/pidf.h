@@ -3,7 +3,7 @@
  * functions on bytes: checking a PUBLISH body, composing the publications of one
  * presentity into one document, and the privacy filter of the presentity's
  * pres-rules (RFC 5025 §3.3). Loop-free and thread-agnostic (libxml2 underneath,
- * parsed as pres_xml.h says). Outputs are refcounted strings: release with sk_deref. */
+ * parsed as services/xml/xsafe.h says). Outputs are refcounted strings: release with sk_deref. */
 #ifndef SKEIN_PIDF_H
 #define SKEIN_PIDF_H
 

@@ -5,7 +5,8 @@
 #include <string.h>
 #include <strings.h>
 #include "policy.h"
-#include "pres_xml.h"
+#include "xsafe.h"
+#include "pres_ns.h"
 #include "skein/sk_err.h"
 
 /* Longest URI or token compared; longer ones are malformed rules. */
@@ -170,7 +171,7 @@ static int many_match(struct ctx *c, const xmlNode *many, bool *m)
 	for (const xmlNode *e = many->children; e; e = e->next) {
 		bool has_id, has_dom;
 
-		if (!pres_xml_is(e, PRES_NS_CP, "except"))
+		if (!xsafe_is(e, PRES_NS_CP, "except"))
 			continue;
 		has_id = attr(e, "id", v, sizeof(v));
 		if (has_id && uri_eq(v, c->q->watcher))
@@ -197,13 +198,13 @@ static int identity_match(struct ctx *c, const xmlNode *id, bool *m)
 		bool hit = false;
 		int err;
 
-		if (pres_xml_is(e, PRES_NS_CP, "one")) {
+		if (xsafe_is(e, PRES_NS_CP, "one")) {
 			if (!attr(e, "id", v, sizeof(v))) {
 				c->why = "<one> without id";
 				return SK_EBADMSG;
 			}
 			hit = uri_eq(v, c->q->watcher);
-		} else if (pres_xml_is(e, PRES_NS_CP, "many")) {
+		} else if (xsafe_is(e, PRES_NS_CP, "many")) {
 			if ((err = many_match(c, e, &hit)))
 				return err;
 		}
@@ -244,12 +245,12 @@ static int validity_match(struct ctx *c, const xmlNode *val, bool *m)
 
 		if (e->type != XML_ELEMENT_NODE)
 			continue;
-		if (!pres_xml_in(e, PRES_NS_CP) || (strcmp((const char *)e->name, "from") &&
+		if (!xsafe_in(e, PRES_NS_CP) || (strcmp((const char *)e->name, "from") &&
 						    strcmp((const char *)e->name, "until"))) {
 			c->why = "unexpected element in <validity>";
 			return SK_EBADMSG;
 		}
-		pres_xml_text(e, v, sizeof(v));
+		xsafe_text(e, v, sizeof(v));
 		if (policy_datetime(v, &t)) {
 			c->why = "bad date and time in <validity>";
 			return SK_EBADMSG;
@@ -284,11 +285,11 @@ static int conditions_match(struct ctx *c, const xmlNode *conds, bool *m)
 
 		if (e->type != XML_ELEMENT_NODE)
 			continue;
-		if (pres_xml_is(e, PRES_NS_CP, "identity"))
+		if (xsafe_is(e, PRES_NS_CP, "identity"))
 			err = identity_match(c, e, &hit);
-		else if (pres_xml_is(e, PRES_NS_CP, "sphere"))
+		else if (xsafe_is(e, PRES_NS_CP, "sphere"))
 			err = sphere_match(c, e, &hit);
-		else if (pres_xml_is(e, PRES_NS_CP, "validity"))
+		else if (xsafe_is(e, PRES_NS_CP, "validity"))
 			err = validity_match(c, e, &hit);
 		/* anything else: a condition not understood never holds (§10.1) */
 		if (err)
@@ -315,9 +316,9 @@ static int sub_handling(struct ctx *c, const xmlNode *actions, int *action)
 	for (const xmlNode *e = actions ? actions->children : NULL; e; e = e->next) {
 		bool ok = false;
 
-		if (!pres_xml_is(e, PRES_NS_PR, "sub-handling"))
+		if (!xsafe_is(e, PRES_NS_PR, "sub-handling"))
 			continue;
-		pres_xml_text(e, v, sizeof(v));
+		xsafe_text(e, v, sizeof(v));
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (!strcmp(v, names[i].name)) {
 				if ((int)names[i].a > *action)
@@ -336,7 +337,7 @@ static int boolean(struct ctx *c, const xmlNode *e, bool *b)
 {
 	char v[16];
 
-	pres_xml_text(e, v, sizeof(v));
+	xsafe_text(e, v, sizeof(v));
 	if (!strcmp(v, "true") || !strcmp(v, "1"))
 		*b = true;
 	else if (strcmp(v, "false") && strcmp(v, "0"))
@@ -382,7 +383,7 @@ static int transformations(struct ctx *c, const xmlNode *tr, struct pidf_permiss
 		const char *name = (const char *)e->name;
 		bool found = false;
 
-		if (!pres_xml_in(e, PRES_NS_PR))
+		if (!xsafe_in(e, PRES_NS_PR))
 			continue; /* other namespaces' transformations: not ours */
 		for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]) && !found; i++) {
 			if (strcmp(name, bools[i].name))
@@ -394,7 +395,7 @@ static int transformations(struct ctx *c, const xmlNode *tr, struct pidf_permiss
 		if (found)
 			continue;
 		if (!strcmp(name, "provide-user-input")) {
-			pres_xml_text(e, v, sizeof(v));
+			xsafe_text(e, v, sizeof(v));
 			for (int i = 0; i < 4 && !found; i++)
 				if (!strcmp(v, ui[i])) {
 					found = true;
@@ -407,18 +408,18 @@ static int transformations(struct ctx *c, const xmlNode *tr, struct pidf_permiss
 			p->all_attributes = true;
 		} else if (!strcmp(name, "provide-services")) {
 			for (const xmlNode *k = e->children; k; k = k->next) {
-				if (pres_xml_is(k, PRES_NS_PR, "all-services"))
+				if (xsafe_is(k, PRES_NS_PR, "all-services"))
 					p->all_services = true;
-				else if (pres_xml_is(k, PRES_NS_PR, "service-uri-scheme")) {
-					pres_xml_text(k, v, sizeof(v));
+				else if (xsafe_is(k, PRES_NS_PR, "service-uri-scheme")) {
+					xsafe_text(k, v, sizeof(v));
 					add_scheme(p, v);
 				}
 			}
 		} else if (!strcmp(name, "provide-persons")) {
-			if (pres_xml_child(e, PRES_NS_PR, "all-persons"))
+			if (xsafe_child(e, PRES_NS_PR, "all-persons"))
 				p->all_persons = true;
 		} else if (!strcmp(name, "provide-devices")) {
-			if (pres_xml_child(e, PRES_NS_PR, "all-devices"))
+			if (xsafe_child(e, PRES_NS_PR, "all-devices"))
 				p->all_devices = true;
 		}
 		/* provide-unknown-attribute and the occurrence-id / class / deviceID /
@@ -444,7 +445,7 @@ static int check_ids(struct ctx *c, const xmlNode *root)
 	for (const xmlNode *r = root->children; r && !err; r = r->next) {
 		char *id;
 
-		if (!pres_xml_is(r, PRES_NS_CP, "rule"))
+		if (!xsafe_is(r, PRES_NS_CP, "rule"))
 			continue;
 		id = (char *)xmlGetNoNsProp(r, (const xmlChar *)"id");
 		if (!id || !id[0]) {
@@ -489,11 +490,11 @@ int policy_eval(const char *doc, size_t len, const struct policy_query *q, enum 
 	if (!q || !q->watcher)
 		return SK_EINVAL;
 	uri_host(q->watcher, c.host, sizeof(c.host));
-	d = pres_xml_parse(doc, len, why);
+	d = xsafe_parse(doc, len, why);
 	if (!d)
 		return SK_EBADMSG;
 	root = xmlDocGetRootElement(d);
-	if (!pres_xml_is(root, PRES_NS_CP, "ruleset")) {
+	if (!xsafe_is(root, PRES_NS_CP, "ruleset")) {
 		c.why = "the root element must be <ruleset> in " PRES_NS_CP;
 		err = SK_EBADMSG;
 		goto out;
@@ -505,14 +506,14 @@ int policy_eval(const char *doc, size_t len, const struct policy_query *q, enum 
 		bool m;
 		int a;
 
-		if (!pres_xml_is(rule, PRES_NS_CP, "rule"))
+		if (!xsafe_is(rule, PRES_NS_CP, "rule"))
 			continue;
 		/* Every rule is checked, matching or not: a malformed document is
 		 * reported the same whoever the watcher is. */
-		if ((err = conditions_match(&c, pres_xml_child(rule, PRES_NS_CP, "conditions"),
+		if ((err = conditions_match(&c, xsafe_child(rule, PRES_NS_CP, "conditions"),
 					    &m)) ||
-		    (err = sub_handling(&c, pres_xml_child(rule, PRES_NS_CP, "actions"), &a)) ||
-		    (err = transformations(&c, pres_xml_child(rule, PRES_NS_CP, "transformations"),
+		    (err = sub_handling(&c, xsafe_child(rule, PRES_NS_CP, "actions"), &a)) ||
+		    (err = transformations(&c, xsafe_child(rule, PRES_NS_CP, "transformations"),
 					   &p)))
 			goto out;
 		if (!m)

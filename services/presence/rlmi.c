@@ -1,6 +1,6 @@
 /* rlmi: RLMI documents and multipart/related NOTIFY bodies (RFC 4662 §5). */
 #include <string.h>
-#include "pres_xml.h"
+#include "xsafe.h"
 #include "rlmi.h"
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
@@ -15,13 +15,13 @@ static const char *state_name(enum rlmi_state s)
 
 static bool cid_ok(const char *cid)
 {
-	return cid && cid[0] && !strpbrk(cid, "<>\" \t\r\n") && pres_xml_utf8_ok(cid);
+	return cid && cid[0] && !strpbrk(cid, "<>\" \t\r\n") && xsafe_utf8_ok(cid);
 }
 
 static int attr(struct sk_buf *b, const char *name, const char *v)
 {
 	sk_buf_printf(b, " %s=\"", name);
-	if (pres_xml_escape(b, v))
+	if (xsafe_escape(b, v))
 		return SK_EINVAL;
 	return sk_buf_puts(b, "\"");
 }
@@ -31,7 +31,7 @@ static int name_el(struct sk_buf *b, const char *indent, const char *name)
 	if (!name)
 		return 0;
 	sk_buf_printf(b, "%s<name>", indent);
-	if (pres_xml_escape(b, name))
+	if (xsafe_escape(b, name))
 		return SK_EINVAL;
 	return sk_buf_puts(b, "</name>\n");
 }

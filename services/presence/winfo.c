@@ -1,6 +1,6 @@
 /* winfo: watcherinfo document builder (RFC 3858 §4). */
 #include <string.h>
-#include "pres_xml.h"
+#include "xsafe.h"
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
@@ -24,7 +24,7 @@ const char *winfo_event_name(enum winfo_event e)
 static int attr(struct sk_buf *b, const char *name, const char *v)
 {
 	sk_buf_printf(b, " %s=\"", name);
-	if (pres_xml_escape(b, v))
+	if (xsafe_escape(b, v))
 		return SK_EINVAL;
 	return sk_buf_puts(b, "\"");
 }
@@ -50,7 +50,7 @@ static int watcher(struct sk_buf *b, const struct winfo_list *l, size_t i)
 	if (w->expires >= 0)
 		sk_buf_printf(b, " expiration=\"%ld\"", w->expires);
 	sk_buf_puts(b, ">");
-	if (pres_xml_escape(b, w->uri))
+	if (xsafe_escape(b, w->uri))
 		return SK_EINVAL;
 	return sk_buf_puts(b, "</watcher>\n");
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include "skein/sk_err.h"
 #include "xcap_doc.h"
+#include "xsafe.h"
 
 /* No network, no DTD loading, no entity substitution (XML_PARSE_NOENT stays off: an
  * entity is never expanded into the tree, so no XXE and no billion laughs), no
@@ -141,40 +142,6 @@ static int status(struct xcap_result *r, int code)
 static bool utf8_ok(const xmlDoc *doc)
 {
 	return !doc->encoding || !strcasecmp((const char *)doc->encoding, "UTF-8");
-}
-
-/* Strict UTF-8 of XML Chars (XML 1.0 §2.2): no overlong forms, no surrogates, nothing
- * above U+10FFFF, no U+FFFE/U+FFFF. libxml2's xmlCheckUTF8 lets overlong forms
- * through, and a value it would not parse back must never be stored. */
-static bool xml_utf8_ok(const unsigned char *s)
-{
-	while (*s) {
-		unsigned long cp;
-		int n;
-
-		if (*s < 0x80) {
-			s++;
-			continue;
-		}
-		if ((*s & 0xe0) == 0xc0)
-			cp = *s & 0x1f, n = 1;
-		else if ((*s & 0xf0) == 0xe0)
-			cp = *s & 0x0f, n = 2;
-		else if ((*s & 0xf8) == 0xf0)
-			cp = *s & 0x07, n = 3;
-		else
-			return false;
-		for (int i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
-			return false;
-		s += n + 1;
-	}
-	return true;
 }
 
 /* Namespace well-formedness (Namespaces in XML §5): libxml2 reports an undeclared
@@ -451,7 +418,7 @@ static int put_attr(xmlDoc *doc, const struct xcap_auid *a, const struct xcap_ur
 		return conflict(r, XCAP_ERR_NO_PARENT, NULL);
 	if (xcap_uri_attvalue(val, sizeof(val), body, len) || memchr(val, '"', strlen(val)) != NULL)
 		return conflict(r, XCAP_ERR_NOT_XML_ATT_VALUE, NULL);
-	if (!xml_utf8_ok((const unsigned char *)val))
+	if (!xsafe_utf8_ok((const char *)val))
 		return conflict(r, XCAP_ERR_NOT_UTF8, NULL);
 	at = find_attr(el, u);
 	existed = at != NULL;

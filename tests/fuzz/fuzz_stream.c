@@ -161,13 +161,17 @@ static void same(const struct run *a, const struct run *b)
 		if (x->len != y->len || x->sum != y->sum)
 			abort();
 	}
+	/* Only MAX_EV events are recorded: beyond them the runs cannot be compared (a
+	 * run of lone CRs alone fills them; found by the 10-minute campaign). */
+	if (n >= MAX_EV)
+		return;
 	/* One run may have gone on where the other waits for more bytes: only when what
 	 * it did was to refuse junk whose extent depends on the reads (edge_sip_check may
 	 * refuse a short junk buffer and wait on a longer one). */
 	if (a->n != b->n) {
 		const struct run *l = a->n > b->n ? a : b;
 
-		if (n >= MAX_EV || l->ev[n].len || !l->ev[n].status)
+		if (l->ev[n].len || !l->ev[n].status)
 			abort();
 	}
 }

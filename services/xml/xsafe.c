@@ -1,9 +1,9 @@
-/* pres_xml: safe libxml2 parsing and small tree helpers for the presence documents. */
+/* xsafe: safe libxml2 parsing and small tree helpers (xsafe.h). */
 #include <libxml/parser.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
-#include "pres_xml.h"
+#include "xsafe.h"
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
@@ -14,7 +14,8 @@
 #define PARSE_OPTS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA)
 
 /* Strict UTF-8 of XML Chars (XML 1.0 §2.2): no overlong forms, no surrogates, nothing
- * above U+10FFFF, no U+FFFE/U+FFFF (as xcap_doc.c's xml_utf8_ok). */
+ * above U+10FFFF, no U+FFFE/U+FFFF. libxml2's xmlCheckUTF8 lets overlong forms
+ * through, and a value it would not parse back must never be stored. */
 static bool utf8_ok(const unsigned char *s)
 {
 	while (s && *s) {
@@ -93,7 +94,7 @@ static void silent(void *ctx, const char *msg, ...)
 	(void)msg;
 }
 
-xmlDoc *pres_xml_parse(const char *buf, size_t len, const char **why)
+xmlDoc *xsafe_parse(const char *buf, size_t len, const char **why)
 {
 	const char *dummy, *bad = NULL;
 	xmlDoc *doc;
@@ -104,7 +105,7 @@ xmlDoc *pres_xml_parse(const char *buf, size_t len, const char **why)
 		*why = "empty body";
 		return NULL;
 	}
-	if (len > PRES_XML_MAX) {
+	if (len > XSAFE_MAX) {
 		*why = "document too large";
 		return NULL;
 	}
@@ -131,26 +132,26 @@ xmlDoc *pres_xml_parse(const char *buf, size_t len, const char **why)
 	return doc;
 }
 
-bool pres_xml_in(const xmlNode *n, const char *ns)
+bool xsafe_in(const xmlNode *n, const char *ns)
 {
 	return n && n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
 	       !strcmp((const char *)n->ns->href, ns);
 }
 
-bool pres_xml_is(const xmlNode *n, const char *ns, const char *name)
+bool xsafe_is(const xmlNode *n, const char *ns, const char *name)
 {
-	return pres_xml_in(n, ns) && !strcmp((const char *)n->name, name);
+	return xsafe_in(n, ns) && !strcmp((const char *)n->name, name);
 }
 
-xmlNode *pres_xml_child(const xmlNode *n, const char *ns, const char *name)
+xmlNode *xsafe_child(const xmlNode *n, const char *ns, const char *name)
 {
 	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
-		if (pres_xml_is(c, ns, name))
+		if (xsafe_is(c, ns, name))
 			return c;
 	return NULL;
 }
 
-void pres_xml_text(const xmlNode *n, char *out, size_t size)
+void xsafe_text(const xmlNode *n, char *out, size_t size)
 {
 	xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
 	const char *s = t ? (const char *)t : "";
@@ -169,7 +170,7 @@ void pres_xml_text(const xmlNode *n, char *out, size_t size)
 	xmlFree(t);
 }
 
-int pres_xml_dump(xmlDoc *doc, char **outp)
+int xsafe_dump(xmlDoc *doc, char **outp)
 {
 	xmlChar *mem = NULL;
 	int n = 0;
@@ -182,12 +183,12 @@ int pres_xml_dump(xmlDoc *doc, char **outp)
 	return *outp ? 0 : SK_ENOMEM;
 }
 
-bool pres_xml_utf8_ok(const char *s)
+bool xsafe_utf8_ok(const char *s)
 {
 	return utf8_ok((const unsigned char *)s);
 }
 
-int pres_xml_escape(struct sk_buf *b, const char *s)
+int xsafe_escape(struct sk_buf *b, const char *s)
 {
 	const char *run = s;
 
