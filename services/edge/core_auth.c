@@ -4,7 +4,6 @@
  * the authenticated retry may land on any edge. Unknown users get exactly the same
  * challenge as a wrong password. */
 #include <hiredis/hiredis.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -301,17 +300,7 @@ static void on_secret(int err, struct redisReply *r, void *arg);
 
 static void secret_fetch(struct edge *e)
 {
-	char key[256];
-	unsigned char rnd[32];
-	char hex[65];
-
-	if (sk_redis_key(key, sizeof(key), e->cluster, "cluster", "nonce_secret") ||
-	    RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return;
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	sk_redis_cmdf(e->redis, NULL, NULL, "SET %s %s NX", key, hex);
-	sk_redis_cmdf(e->redis, on_secret, e, "GET %s", key);
+	(void)regdata_nonce_secret_fetch(e->redis, e->cluster, on_secret, e);
 }
 
 static void on_secret(int err, struct redisReply *r, void *arg)

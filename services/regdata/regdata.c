@@ -1,8 +1,10 @@
 /* regdata: AOR and domain normalisation, key names, the lookup script and decoding. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <hiredis/hiredis.h>
+#include <openssl/rand.h>
 #include "skein/sk_err.h"
 #include "skein/sk_redis.h"
 #include "regdata.h"
@@ -363,4 +365,21 @@ void regdata_bindings_free(struct regdata_bindings *bs)
 	free(bs->b);
 	bs->b = NULL;
 	bs->n = 0;
+}
+
+int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis_reply_cb *cb,
+			       void *arg)
+{
+	unsigned char rnd[32];
+	char key[256], hex[65];
+	int err;
+
+	if ((err = sk_redis_key(key, sizeof(key), cluster, "cluster", "nonce_secret")))
+		return err;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return SK_ENOMEM;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	(void)sk_redis_cmdf(r, NULL, NULL, "SET %s %s NX", key, hex);
+	return sk_redis_cmdf(r, cb, arg, "GET %s", key);
 }

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "skein/sk_redis.h"
 #include "skein/sip/v1/registrar.pb-c.h"
 
 #define REGDATA_AOR_MAX 256
@@ -55,6 +56,12 @@ int regdata_key_meta(char *buf, size_t size, const char *cluster, const char *ao
 int regdata_key_limits(char *buf, size_t size, const char *cluster);
 int regdata_key_calls(char *buf, size_t size, const char *cluster, const char *aor);
 int regdata_key_cpm(char *buf, size_t size, const char *cluster, const char *aor);
+
+/* The digest nonce secret every edge and XCAP server of the cluster shares,
+ * <c>:{cluster}:nonce_secret: SET NX of 32 random bytes (hex), then GET; cb gets the
+ * GET's reply (the first writer's value wins). 0 or SK_E* (nothing sent). */
+int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis_reply_cb *cb,
+			       void *arg);
 
 /* Lua scripts (registered with sk_redis_script_add, or EVAL from tools).
  *

@@ -1,7 +1,6 @@
 /* xcap_http: the XCAP request handler and server: URI, digest auth against Redis,
  * document operation, conditional requests and the compare-and-set write. */
 #include <hiredis/hiredis.h>
-#include <openssl/rand.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_alloc.h>
@@ -383,22 +382,12 @@ static void on_secret(int err, struct redisReply *r, void *arg)
 static void with_secret(struct xreq *x)
 {
 	struct xcap_server *s = x->srv;
-	unsigned char rnd[32];
-	char key[256], hex[65];
 
 	if (s->secret_ok) {
 		authenticate(x);
 		return;
 	}
-	if (sk_redis_key(key, sizeof(key), s->store.cluster, "cluster", "nonce_secret") ||
-	    RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		reply_status(x, 500);
-		return;
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	(void)sk_redis_cmdf(s->redis, NULL, NULL, "SET %s %s NX", key, hex);
-	if (sk_redis_cmdf(s->redis, on_secret, x, "GET %s", key))
+	if (regdata_nonce_secret_fetch(s->redis, s->store.cluster, on_secret, x))
 		reply_status(x, 503);
 }
 
