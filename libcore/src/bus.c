@@ -24,6 +24,7 @@ struct sk_bus_pending {
 	uint64_t id;
 	char *role;
 	char *node;       /* member id of the current attempt */
+	char *prefer;     /* member id tried first (sk_bus_request_at), or NULL */
 	uint8_t *packed;
 	size_t len;
 	unsigned flags;
@@ -130,6 +131,7 @@ static void pending_close_cb(uv_handle_t *h)
 	free(p->packed);
 	sk_deref(p->role);
 	sk_deref(p->node);
+	sk_deref(p->prefer);
 	sk_deref(p->b);
 	free(p);
 }
@@ -173,6 +175,21 @@ static int pending_send(struct sk_bus_pending *p, const char *exclude)
 
 	if (exclude)
 		tried[n++] = exclude;
+	/* The preferred member first, draining or not (it holds the flow the request is
+	 * about); when its send fails or it is gone, any node of the role. */
+	if (p->prefer && !p->attempts && (!exclude || strcmp(exclude, p->prefer))) {
+		struct sk_bus_peer *peer = sk_bus_peer_find(b, p->prefer);
+
+		if (peer && !strcmp(peer->role, p->role) && peer->out &&
+		    sk_bus_out_send(peer->out, p->packed, p->len, p->deadline, true) >= 0) {
+			sk_deref(p->node);
+			p->node = sk_strdup(peer->id);
+			p->attempts++;
+			return 0;
+		}
+		if (n < 5)
+			tried[n++] = p->prefer;
+	}
 	for (int tries = 0; tries < 4; tries++) {
 		struct sk_bus_peer *peer = sk_bus_peer_pick(b, p->role, tried, n);
 		int r;
@@ -285,6 +302,13 @@ static uint8_t *pack(const Skein__Bus__V1__Envelope *env, size_t *len)
 int sk_bus_request(struct sk_bus *b, const char *role, Skein__Bus__V1__Envelope *env,
 		   uint64_t deadline_ms, unsigned flags, sk_bus_reply_cb *cb, void *arg)
 {
+	return sk_bus_request_at(b, role, NULL, env, deadline_ms, flags, cb, arg);
+}
+
+int sk_bus_request_at(struct sk_bus *b, const char *role, const char *prefer,
+		      Skein__Bus__V1__Envelope *env, uint64_t deadline_ms, unsigned flags,
+		      sk_bus_reply_cb *cb, void *arg)
+{
 	struct sk_bus_pending *p;
 	int err;
 
@@ -303,14 +327,16 @@ int sk_bus_request(struct sk_bus *b, const char *role, Skein__Bus__V1__Envelope 
 	p->b = b;
 	p->id = env->msg_id;
 	p->role = sk_strdup(role);
+	p->prefer = prefer && *prefer ? sk_strdup(prefer) : NULL;
 	p->packed = pack(env, &p->len);
 	p->flags = flags;
 	p->cb = cb;
 	p->arg = arg;
 	p->started = uv_now(b->loop);
 	p->deadline = p->started + deadline_ms;
-	if (!p->role || !p->packed) {
+	if (!p->role || !p->packed || (prefer && *prefer && !p->prefer)) {
 		sk_deref(p->role);
+		sk_deref(p->prefer);
 		free(p->packed);
 		free(p);
 		return SK_ENOMEM;
@@ -320,6 +346,7 @@ int sk_bus_request(struct sk_bus *b, const char *role, Skein__Bus__V1__Envelope 
 		if (b->m.nonode)
 			sk_counter_inc(b->m.nonode);
 		sk_deref(p->role);
+		sk_deref(p->prefer);
 		sk_deref(p->node);
 		free(p->packed);
 		free(p);

@@ -6,6 +6,7 @@
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
 #include "reg.h"
+#include "pres.h"
 #include "xcap_http.h"
 
 SK_LOG_MODULE("registrar");
@@ -48,6 +49,51 @@ static const struct sk_conf_key keys[] = {
 	 "PEM certificate (chain) of the XCAP HTTPS listener", 0, 0, 0, 0, 0},
 	{"tls_key", SK_CONF_STR, offsetof(struct registrar_conf, tls_key), "",
 	 "PEM private key of the XCAP HTTPS listener", 0, 0, 0, 0, 0},
+	{"sub_default_expires", SK_CONF_INT, offsetof(struct registrar_conf, sub_default_expires),
+	 "3600", "Subscription lifetime in seconds when a SUBSCRIBE has no Expires (RFC 6665 §4.2.1)",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"sub_min_expires", SK_CONF_INT, offsetof(struct registrar_conf, sub_min_expires), "60",
+	 "Shortest subscription lifetime in seconds; a shorter non-zero one gets 423 and "
+	 "Min-Expires",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"sub_max_expires", SK_CONF_INT, offsetof(struct registrar_conf, sub_max_expires), "86400",
+	 "Longest subscription lifetime in seconds; longer requests are shortened to it",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"pub_default_expires", SK_CONF_INT, offsetof(struct registrar_conf, pub_default_expires),
+	 "3600", "Publication lifetime in seconds when a PUBLISH has no Expires (RFC 3903 §5)",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"pub_min_expires", SK_CONF_INT, offsetof(struct registrar_conf, pub_min_expires), "60",
+	 "Shortest publication lifetime in seconds; a shorter non-zero one gets 423 and "
+	 "Min-Expires",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"pub_max_expires", SK_CONF_INT, offsetof(struct registrar_conf, pub_max_expires), "86400",
+	 "Longest publication lifetime in seconds; longer requests are shortened to it",
+	 SK_CONF_RELOAD, 1, 4294967295LL, 0, 0},
+	{"pub_max_size", SK_CONF_INT, offsetof(struct registrar_conf, pub_max_size), "65536",
+	 "Largest PUBLISH body in bytes (413 above)", SK_CONF_RELOAD, 256, 1048576, 0, 0},
+	{"max_watchers", SK_CONF_INT, offsetof(struct registrar_conf, max_watchers), "10000",
+	 "Subscriptions one resource may have (all packages); more get 503 with Retry-After",
+	 SK_CONF_RELOAD, 1, 1000000, 0, 0},
+	{"notify_interval", SK_CONF_DURATION, offsetof(struct registrar_conf, notify_interval),
+	 "1s",
+	 "Throttling: at most one NOTIFY per resource and package in this time; changes in "
+	 "between are coalesced into one NOTIFY at its end (0: none)",
+	 SK_CONF_RELOAD, 0, 3600000, 0, 0},
+	{"timer_interval", SK_CONF_DURATION, offsetof(struct registrar_conf, timer_interval),
+	 "500ms",
+	 "How often the cluster-wide presence timers (expiries, throttled NOTIFYs) are polled",
+	 0, 50, 60000, 0, 0},
+	{"pres_default_policy", SK_CONF_STR, offsetof(struct registrar_conf, pres_default_policy),
+	 "confirm",
+	 "Sub-handling for a watcher no pres-rule decides: confirm, allow, block or "
+	 "polite-block (RFC 5025 §3.2.1)",
+	 SK_CONF_RELOAD, 0, 0, 0, 0},
+	{"im_expires", SK_CONF_DURATION, offsetof(struct registrar_conf, im_expires), "168h",
+	 "How long a MESSAGE stored for an offline user is kept", SK_CONF_RELOAD, 1000,
+	 31536000000LL, 0, 0},
+	{"im_max_messages", SK_CONF_INT, offsetof(struct registrar_conf, im_max_messages), "100",
+	 "Messages stored per offline user; more get 486 (Busy Here)", SK_CONF_RELOAD, 1, 100000, 0,
+	 0},
 	SK_CONF_END,
 };
 
@@ -70,6 +116,8 @@ static int start(struct sk_daemon *d, void *arg)
 
 	if (!err)
 		err = reg_count_start(r);
+	if (!err)
+		err = pres_start(r);
 	if (!err && (conf.xcap_listen[0] || conf.xcap_listen_tls[0])) {
 		const struct xcap_server_opts xo = {
 			.http_listen = conf.xcap_listen,
@@ -77,6 +125,8 @@ static int start(struct sk_daemon *d, void *arg)
 			.root = conf.xcap_root,
 			.tls_cert = conf.tls_cert,
 			.tls_key = conf.tls_key,
+			.on_change = pres_xcap_changed,
+			.change_arg = r,
 		};
 
 		err = xcap_server_alloc(&r->xcap, sk_daemon_loop(d), sk_daemon_redis(d), r->cluster,
@@ -93,6 +143,7 @@ static void stop(struct sk_daemon *d, void *arg)
 
 	(void)d;
 	reg_count_stop(r);
+	pres_stop(r);
 	xcap_server_close(r->xcap);
 	r->xcap = sk_deref(r->xcap);
 }

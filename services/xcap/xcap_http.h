@@ -26,6 +26,10 @@ struct xcap_server_opts {
 	 * <c>:{cluster}:nonce_secret), so a nonce from one node is good on any. */
 	const char *secret;
 	uint32_t nonce_max_age_s; /* 0: 300 */
+	/* Called after every successful write (PUT or DELETE) with the owner's XUI
+	 * ("user@domain"), the AUID and the document name; NULL: nobody. */
+	void (*on_change)(void *arg, const char *xui, const char *auid, const char *doc);
+	void *change_arg;
 };
 
 /* Starts listening. redis is borrowed (it must outlive the server), cluster is

@@ -432,6 +432,68 @@ static void test_request_reply(void **state)
 	fx_done(&f);
 }
 
+/* ---- 1b. a request for one member first (sk_bus_request_at) ---- */
+
+static int ping_at(struct sk_bus *b, const char *prefer, uint32_t n, struct call *c)
+{
+	Skein__Bus__V1__Envelope env = SKEIN__BUS__V1__ENVELOPE__INIT;
+	Skein__Bus__V1__Ping p = SKEIN__BUS__V1__PING__INIT;
+
+	p.payload.data = (uint8_t *)&n;
+	p.payload.len = sizeof(n);
+	env.body_case = SKEIN__BUS__V1__ENVELOPE__BODY_PING;
+	env.ping = &p;
+	return sk_bus_request_at(b, "r", prefer, &env, 0, 0, on_reply, c);
+}
+
+static void test_request_at(void **state)
+{
+	struct fx f;
+	struct srv s2, s3;
+	struct call c[12];
+	struct calls cs = {c, 12};
+	struct sk_bus *a, *b2, *b3;
+	size_t at2 = 0, at3 = 0;
+
+	(void)state;
+	memset(c, 0, sizeof(c));
+	fx_init(&f);
+	a = fx_bus(&f, "n1/client", "client", "dc1", 2000);
+	b2 = fx_bus(&f, "n2/r", "r", "dc1", 2000);
+	b3 = fx_bus(&f, "n3/r", "r", "dc1", 2000);
+	srv_init(&s2, b2, SRV_ECHO);
+	srv_init(&s3, b3, SRV_ECHO);
+	fx_link(a, b2, "r", NULL, 0);
+	/* n3 is draining: round robin never picks it, a preference still does. */
+	assert_int_equal(sk_bus_peer_set(a, sk_bus_id(b3), "r", "dc1", sk_bus_addr(b3), true, NULL,
+					 0),
+			 0);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_int_equal(ping_at(a, "n3/r", i, &c[i]), 0);
+	/* Unknown or empty preference: any node of the role (n2, n3 drains). */
+	for (uint32_t i = 4; i < 8; i++)
+		assert_int_equal(ping_at(a, i & 1 ? "n9/r" : "", i, &c[i]), 0);
+	/* A member of another role is not taken for this one. */
+	for (uint32_t i = 8; i < 12; i++)
+		assert_int_equal(ping_at(a, "n1/client", i, &c[i]), 0);
+	assert_true(fx_wait(&f, all_fired, &cs, GUARD_MS));
+	for (size_t i = 0; i < 12; i++) {
+		assert_int_equal(c[i].err, 0);
+		assert_int_equal(c[i].payload, i);
+		if (!strcmp(c[i].node, "n3/r"))
+			at3 += i < 4;
+		else if (!strcmp(c[i].node, "n2/r"))
+			at2 += i >= 4;
+	}
+	assert_int_equal(at3, 4);
+	assert_int_equal(at2, 8);
+	assert_int_equal(s3.calls, 4);
+	assert_int_equal(s2.calls, 8);
+	assert_int_equal(sk_bus_request_at(a, "r", "n3/r", NULL, 0, 0, on_reply, &c[0]),
+			 SK_EINVAL);
+	fx_done(&f);
+}
+
 /* ---- 2. many in flight ---- */
 
 static void many(size_t n)
@@ -1327,6 +1389,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    SK_TEST(test_request_reply),
+	    SK_TEST(test_request_at),
 	    SK_TEST(test_many_in_flight),
 	    SK_TEST(test_many_grows_table),
 	    SK_TEST(test_deadline),

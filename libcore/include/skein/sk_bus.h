@@ -84,6 +84,13 @@ int sk_bus_unsubscribe(struct sk_bus *b, const char *topic, void *arg);
  * (SK_ENONODE, SK_ENOMEM: cb will not fire). */
 int sk_bus_request(struct sk_bus *b, const char *role, Skein__Bus__V1__Envelope *env,
 		   uint64_t deadline_ms, unsigned flags, sk_bus_reply_cb *cb, void *arg);
+/* The same, tried first on the member `prefer` of the role (draining or not: it holds
+ * what the request is about, e.g. a SIP flow); when it is unknown or its send fails,
+ * and for the one retry, any node of the role as sk_bus_request. prefer NULL or "":
+ * sk_bus_request. */
+int sk_bus_request_at(struct sk_bus *b, const char *role, const char *prefer,
+		      Skein__Bus__V1__Envelope *env, uint64_t deadline_ms, unsigned flags,
+		      sk_bus_reply_cb *cb, void *arg);
 /* Directed message to one member id. */
 int sk_bus_send(struct sk_bus *b, const char *id, Skein__Bus__V1__Envelope *env);
 /* Event to every other peer subscribed to topic (not to this node itself). */

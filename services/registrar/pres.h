@@ -1,0 +1,159 @@
+/* pres: the presence agent and IM store of skein-registrar (issue 7, docs/presence.md).
+ *
+ * The registrar is the SIP user agent server for what the edge hands it as a
+ * UasRequest (proto/skein/sip/v1/presence.proto): PUBLISH (RFC 3903), SUBSCRIBE
+ * (RFC 6665) for the packages below, and a MESSAGE for a user with no binding
+ * (offline IM). Everything lives in Redis (keys below, docs/data-model.md), so any
+ * registrar serves any request and a restart of every registrar loses nothing. It
+ * makes NOTIFYs (and MESSAGEs delivered from storage) as SIP text and has an edge
+ * send them (pres_originate), preferably the edge holding the watcher's flow.
+ *
+ * Files:
+ *   pres_uas.c      UasRequest dispatch (bus handler), 489/405, common checks
+ *   pres_publish.c  PUBLISH: SIP-ETag / SIP-If-Match, refresh, modify, remove (412)
+ *   pres_sub.c      subscription dialogs for every package: create, refresh, fetch,
+ *                   terminate, expiry, the final NOTIFY
+ *   pres_notify.c   change -> NOTIFYs: throttling, one state fetch per resource, the
+ *                   NOTIFY text, sending; failure handling (481/408 end the dialog)
+ *   pres_presence.c the presence and presence.winfo packages (PIDF composition,
+ *                   pres-rules authorization and filtering, watcher-info)
+ *   pres_reg.c      the reg package (RFC 3680 reginfo)
+ *   pres_mwi.c      the message-summary package (RFC 3842), fed by the IM store
+ *   pres_rls.c      resource lists (RFC 4662) from rls-services documents (RFC 4826)
+ *   pres_im.c       offline IM: store (202), deliver in order on registration, expiry
+ *   pres_timer.c    the cluster-wide timer set: expiries and throttled NOTIFYs
+ *   reg_originate.c pres_originate (the bus side of sending through an edge)
+ *
+ * Redis (hash tag = the owner AOR, "user@domain"):
+ *   <c>:{<aor>}:pubs   HASH etag -> packed Publication
+ *   <c>:{<aor>}:subs   HASH subscription id -> packed Subscription (all packages; for
+ *                      an RLS list the list URI's AOR)
+ *   <c>:{<aor>}:pstate HASH small per-resource state: "v:<pkg>" versions,
+ *                      "n:<pkg>" last NOTIFY ms (throttling)
+ *   <c>:{<aor>}:ims    LIST packed StoredMessage, oldest first
+ *   <c>:{pres}:timers  ZSET "<kind>|<aor>|<id>" by due time (ms, Redis TIME):
+ *                      kind s = subscription expiry, p = publication expiry,
+ *                      n = throttled NOTIFY of a resource's package (id = package),
+ *                      m = stored message expiry; popped atomically, so exactly one
+ *                      registrar handles each
+ *   <c>:{pres}:rls     HASH list URI ("user@domain") -> owner AOR (rls-services index)
+ */
+#ifndef SKEIN_REGISTRAR_PRES_H
+#define SKEIN_REGISTRAR_PRES_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "skein/bus/v1/envelope.pb-c.h"
+
+struct registrar;
+struct sk_bus_req;
+
+/* Event packages served (RFC 6665 §7.2). */
+enum pres_pkg {
+	PRES_PKG_PRESENCE = 0, /* "presence", RFC 3856 */
+	PRES_PKG_WINFO,	       /* "presence.winfo", RFC 3857 */
+	PRES_PKG_MWI,	       /* "message-summary", RFC 3842 */
+	PRES_PKG_REG,	       /* "reg", RFC 3680 */
+	PRES_PKG_MAX_
+};
+/* The package named by an Event header value (lower case, no parameters), or -1. */
+int pres_pkg_from_event(const char *event);
+const char *pres_pkg_event(enum pres_pkg p);
+
+/* ---- pres_uas.c ---- */
+int pres_start(struct registrar *r);
+void pres_stop(struct registrar *r);
+/* Answer a UasRequest: code, reason (NULL = standard), extra header lines (each
+ * "Name: value", no CRLF; NULL-terminated array or NULL), body (ctype NULL = none). */
+void pres_answer(struct sk_bus_req *req, unsigned code, const char *reason,
+		 const char *const *headers, const char *ctype, const void *body, size_t len);
+
+/* Dispatch targets of pres_uas.c; each answers req (pres_answer) exactly once. */
+void pres_publish(struct registrar *r, struct sk_bus_req *req,
+		  const Skein__Sip__V1__UasRequest *rq);	    /* pres_publish.c */
+void pres_subscribe(struct registrar *r, struct sk_bus_req *req,
+		    const Skein__Sip__V1__UasRequest *rq);	    /* pres_sub.c */
+void pres_im_store(struct registrar *r, struct sk_bus_req *req,
+		   const Skein__Sip__V1__UasRequest *rq);	    /* pres_im.c */
+
+/* ---- a package: what pres_notify needs from it ---- */
+
+/* Authorization of a subscription: state "active", "pending" or "terminated" (with
+ * reason, RFC 6665 §4.1.3, e.g. "rejected"). */
+typedef void(pres_auth_cb)(int err, const char *state, const char *reason, void *arg);
+
+/* The state of one resource for one package, fetched once per change and shared by
+ * the NOTIFYs of all its subscriptions. Package-private; released with sk_deref. */
+typedef void(pres_fetch_cb)(int err, void *state, void *arg);
+struct pres_pkg_ops {
+	const char *event;
+	const char *ctype; /* the body type of its NOTIFYs */
+	/* Only the resource's owner (or a trusted network) may subscribe (winfo, mwi,
+	 * reg); others get 403. */
+	bool owner_only;
+	/* Fetch the state of resource aor (reads Redis); cb fires once (0 returned) or
+	 * not at all (error returned). */
+	int (*fetch)(struct registrar *r, const char *aor, pres_fetch_cb *cb, void *arg);
+	/* The NOTIFY body of subscription s from state (synchronous): *body refcounted
+	 * (sk_deref), *len set. SK_ENOENT: send the NOTIFY without a body (pending). */
+	int (*body)(struct registrar *r, void *state, const Skein__Sip__V1__Subscription *s,
+		    char **body, size_t *len);
+	/* The state a new subscription s gets (and a live one when its rules change);
+	 * NULL: "active". cb fires once (0 returned) or not at all. */
+	int (*authorize)(struct registrar *r, const Skein__Sip__V1__Subscription *s,
+			 pres_auth_cb *cb, void *arg);
+};
+const struct pres_pkg_ops *pres_pkg_ops(enum pres_pkg p);
+extern const struct pres_pkg_ops pres_ops_presence, pres_ops_winfo, pres_ops_mwi, pres_ops_reg;
+
+/* ---- pres_notify.c ---- */
+
+/* The state of (aor, pkg) changed: every subscription of it gets a NOTIFY, at most
+ * one per notify_interval (later changes are coalesced by a timer in
+ * <c>:{pres}:timers). Fire and forget; failures are logged and counted. */
+void pres_changed(struct registrar *r, enum pres_pkg pkg, const char *aor);
+
+/* aor's pres-rules changed (an XCAP write): every presence subscription of aor is
+ * authorized again; one whose state changed gets a NOTIFY (pending -> active with
+ * the document, -> terminated;reason=rejected as its final NOTIFY), and the winfo
+ * watchers of aor hear of it. */
+void pres_reauthorize(struct registrar *r, const char *aor);
+/* xcap_server_opts.on_change (pres_presence.c): a document of xui was written or
+ * deleted; pres-rules -> pres_reauthorize, rls-services / resource-lists ->
+ * pres_rls_docs_changed, pidf-manipulation -> pres_changed(presence). */
+void pres_xcap_changed(void *arg, const char *xui, const char *auid, const char *doc);
+
+/* ---- pres_rls.c (RFC 4662 resource lists, RFC 4826 rls-services) ---- */
+
+extern const struct pres_pkg_ops pres_ops_rls; /* event presence, multipart bodies */
+/* Whether aor is a list URI some rls-services document defines: cb(err, is_list). */
+typedef void(pres_rls_cb)(int err, bool is_list, void *arg);
+int pres_rls_lookup(struct registrar *r, const char *aor, pres_rls_cb *cb, void *arg);
+/* A list subscription was created / ended (keeps the member -> lists index). */
+void pres_rls_subscribed(struct registrar *r, const Skein__Sip__V1__Subscription *s, bool live);
+/* The presence of member changed: the list subscriptions that contain it get
+ * pres_changed on their list. */
+void pres_rls_member_changed(struct registrar *r, const char *member);
+/* An rls-services or resource-lists document of owner changed (XCAP write). */
+void pres_rls_docs_changed(struct registrar *r, const char *owner);
+
+/* ---- pres_im.c ---- */
+
+/* A REGISTER of aor added a binding: deliver its stored messages, if any. */
+void pres_im_registered(struct registrar *r, const char *aor);
+
+/* ---- reg_originate.c ---- */
+
+/* The final status of a request an edge sent for us: code 408 on timeout, 503 when
+ * no edge could send it (err names why); reply headers (Subscription-State ...) as
+ * received, may be NULL. */
+typedef void(pres_originate_cb)(int err, unsigned code, const Skein__Sip__V1__OriginateReply *rep,
+				void *arg);
+/* Has an edge send msg[0..len) (a request without Via): the edge `edge` first (the
+ * one holding flow), else any edge; flow/transport/dest as in Originate. cb fires
+ * once (0 returned) or not (error returned). */
+int pres_originate(struct registrar *r, const char *edge, const char *flow,
+		   const char *transport, const char *dest, const char *msg, size_t len,
+		   pres_originate_cb *cb, void *arg);
+
+#endif

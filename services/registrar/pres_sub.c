@@ -1,0 +1,9 @@
+/* STUB (contract): replaced by the subscription-engine work. */
+#include <stddef.h>
+#include "skein/sk_err.h"
+#include "reg.h"
+#include "pres.h"
+
+void pres_subscribe(struct registrar *r, struct sk_bus_req *req, const Skein__Sip__V1__UasRequest *rq)
+{ (void)r; (void)req; (void)rq; }
+void pres_reauthorize(struct registrar *r, const char *aor) { (void)r; (void)aor; }
