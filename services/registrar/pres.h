@@ -106,6 +106,10 @@ struct pres_pkg_ops {
 const struct pres_pkg_ops *pres_pkg_ops(enum pres_pkg p);
 extern const struct pres_pkg_ops pres_ops_presence, pres_ops_winfo, pres_ops_mwi, pres_ops_reg;
 
+/* Timer "p|<aor>|<etag>" fired (pres_timer.c): the publication goes if it is still
+ * due (a refresh re-arms it under its new entity-tag). pres_publish.c. */
+void pres_publish_expire(struct registrar *r, const char *aor, const char *etag);
+
 /* ---- pres_notify.c ---- */
 
 /* The state of (aor, pkg) changed: every subscription of it gets a NOTIFY, at most
@@ -139,8 +143,15 @@ void pres_rls_docs_changed(struct registrar *r, const char *owner);
 
 /* ---- pres_im.c ---- */
 
-/* A REGISTER of aor added a binding: deliver its stored messages, if any. */
-void pres_im_registered(struct registrar *r, const char *aor);
+/* A REGISTER added a binding (contact, reached as the REGISTER came: edge, flow,
+ * transport, source): deliver aor's stored messages to it, in order, if any. The
+ * strings are copied. */
+struct pres_binding_ref {
+	const char *aor, *contact, *edge, *flow, *transport, *source;
+};
+void pres_im_registered(struct registrar *r, const struct pres_binding_ref *b);
+/* Timer "m|<aor>|<id>" fired (pres_timer.c): drop aor's expired messages. */
+void pres_im_expire(struct registrar *r, const char *aor);
 
 /* ---- reg_originate.c ---- */
 
