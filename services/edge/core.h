@@ -186,6 +186,18 @@ void edge_limits_bye(struct edge *e, sip_t *sip);
 /* The HGETALL of regdata_key_limits(); an error keeps the last known overrides. */
 void edge_limits_overrides(struct edge *e, int err, const struct redisReply *r);
 
+/* core_pres.c: PUBLISH, SUBSCRIBE of the packages skein-registrar notifies, and a
+ * MESSAGE kept for an offline user go to the registrar as UasRequest (issue 7). */
+bool edge_pres_wants(struct edge *e, const sip_t *sip);
+void edge_pres_request(struct edge *e, struct edge_stx *stx);
+/* A MESSAGE for aor (no binding) to be stored; user: the authenticated sender
+ * ("user@domain") or "" for a trusted network. Answers stx. */
+void edge_pres_store(struct edge *e, struct edge_stx *stx, const char *aor, const char *user);
+
+/* core_originate.c: requests skein-registrar makes (NOTIFY, stored MESSAGEs) sent
+ * by this edge as a client transaction (Originate -> OriginateReply). */
+int edge_originate_start(struct edge *e);
+
 /* core_proxy.c */
 void edge_proxy_request(struct edge *e, struct edge_stx *stx);
 void edge_proxy_cancel(struct edge *e, struct edge_stx *invite);

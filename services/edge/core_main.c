@@ -254,6 +254,10 @@ static void on_request(struct edge_txl *l, struct edge_stx *stx, const struct ed
 			return;
 		}
 	}
+	if (edge_pres_wants(e, sip)) {
+		edge_pres_request(e, stx);
+		return;
+	}
 	edge_proxy_request(e, stx);
 }
 
@@ -421,6 +425,8 @@ int edge_core_start(struct edge *e)
 		err = edge_domains_start(e);
 	if (!err)
 		err = edge_relay_start(e);
+	if (!err)
+		err = edge_originate_start(e);
 	if (err)
 		return err;
 	SK_NOTICE("SIP on %s udp:%u tcp:%u tls:%u ws:%u wss:%u", e->host, e->port[EDGE_PROTO_UDP],

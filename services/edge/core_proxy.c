@@ -437,13 +437,43 @@ static int contact_branch(struct fork *f, const Skein__Sip__V1__Binding *b)
 	return branch_start(f, b->contact, b, &d, NULL);
 }
 
+/* Offline IM (issue 7): a MESSAGE for an existing user with no binding is kept by
+ * the registrar (202) and delivered when the user registers. Only from our
+ * authenticated subscribers and trusted networks (gateways): a store for anyone
+ * would tell unauthenticated senders which users exist (issue 5's oracle) and fill
+ * mailboxes with spam. */
+static bool store_message(struct fork *f)
+{
+	sip_t *sip = sip_object(edge_stx_msg(f->stx));
+	char from[REGDATA_AOR_MAX] = "", tmp[REGDATA_AOR_MAX + 8];
+	const char *why;
+
+	if (sip->sip_request->rq_method != sip_method_message || f->canceled || f->final_sent)
+		return false;
+	if (f->authed) {
+		snprintf(tmp, sizeof(tmp), "%s@%s", sip->sip_from->a_url->url_user,
+			 sip->sip_from->a_url->url_host);
+		if (regdata_aor_norm(from, sizeof(from), tmp, &why))
+			return false;
+	}
+	f->final_sent = true; /* answered through the registrar */
+	edge_pres_store(f->e, f->stx, f->aor, from);
+	return true;
+}
+
+static bool may_store(struct fork *f)
+{
+	return sip_object(edge_stx_msg(f->stx))->sip_request->rq_method == sip_method_message &&
+	       (f->authed || edge_guard_trusted(f->e, &edge_stx_rx(f->stx)->src));
+}
+
 static void on_exists(int err, struct redisReply *r, void *arg)
 {
 	struct fork *f = arg;
 
 	if (!err && r && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 		send_final(f, 404, "Not Found");
-	else
+	else if (!(!err && r && r->type == REDIS_REPLY_INTEGER && may_store(f) && store_message(f)))
 		send_final(f, 480, "Temporarily Unavailable");
 	fork_end(f);
 	sk_deref(f); /* the reference of the command */
@@ -463,7 +493,7 @@ static void on_lookup(int err, struct redisReply *r, void *arg)
 		fork_end(f);
 	} else if (f->canceled) {
 		fork_end(f);
-	} else if (f->bs.n == 0 && !f->authed) {
+	} else if (f->bs.n == 0 && !f->authed && !may_store(f)) {
 		/* No user-existence oracle for who has not authenticated (svwar and
 		 * friends): unknown and known-but-offline users get the same 480 after
 		 * the same single lookup. */

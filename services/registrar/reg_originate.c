@@ -60,6 +60,7 @@ int pres_originate(struct registrar *r, const char *edge, const char *flow,
 	og.flow = (char *)(flow ? flow : "");
 	og.transport = (char *)(transport ? transport : "");
 	og.dest = (char *)(dest ? dest : "");
+	og.edge = (char *)(edge ? edge : "");
 	env.body_case = SKEIN__BUS__V1__ENVELOPE__BODY_ORIGINATE;
 	env.originate = &og;
 	err = sk_bus_request_at(sk_daemon_bus(r->d), "edge", edge, &env, ORIGINATE_DEADLINE_MS, 0,
