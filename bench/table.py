@@ -56,7 +56,8 @@ def main():
               f"{fmt(r['ratio']):>6} | {r['unit']}")
     print(f"(machine: {machine['nproc']} x {machine['cpu']}; ratio > 1: Skein better; "
           f"references: bus = bare nanomsg, sip = Kamailio 5.6 -x tlsf, "
-          f"cross_edge = the same calls with caller and callee on one edge)")
+          f"cross_edge = the same calls with caller and callee on one edge, "
+          f"notify = none: no Kamailio figure for NOTIFY fan-out)")
     with open(out, "w") as f:
         json.dump({"machine": machine, "results": rows, "benchmarks": benches}, f, indent=1)
     return 0

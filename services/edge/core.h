@@ -22,6 +22,7 @@ struct redisReply;
 struct fork;
 struct edge_limits;
 struct edge_guard;
+struct edge_orig;
 
 /* [edge] section (docs/configuration.md). */
 struct edge_conf {
@@ -106,6 +107,7 @@ struct edge {
 	size_t forks; /* live forking contexts */
 	struct fork *fork_list;
 	struct edge_limits *limits; /* core_limits.c */
+	struct edge_orig *orig_list; /* core_originate.c: requests sent for the registrar */
 };
 
 /* core_main.c */
@@ -197,6 +199,7 @@ void edge_pres_store(struct edge *e, struct edge_stx *stx, const char *aor, cons
 /* core_originate.c: requests skein-registrar makes (NOTIFY, stored MESSAGEs) sent
  * by this edge as a client transaction (Originate -> OriginateReply). */
 int edge_originate_start(struct edge *e);
+void edge_originate_stop(struct edge *e);
 
 /* core_proxy.c */
 void edge_proxy_request(struct edge *e, struct edge_stx *stx);

@@ -474,6 +474,7 @@ void edge_core_stop(struct edge *e)
 	if (e->txl) {
 		edge_txl_close(e->txl);
 		edge_proxy_stop(e);
+		edge_originate_stop(e);
 	}
 	if (e->resolver) {
 		edge_resolver_close(e->resolver);

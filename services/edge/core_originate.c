@@ -22,7 +22,8 @@
 
 SK_LOG_MODULE("originate");
 
-struct orig {
+struct edge_orig {
+	struct edge_orig *prev, *next; /* e->orig_list: released at shutdown */
 	struct edge *e;
 	struct sk_bus_req *req;
 	char what[64]; /* "NOTIFY sip:..." for logs */
@@ -30,9 +31,20 @@ struct orig {
 
 static void orig_destroy(void *p)
 {
-	struct orig *o = p;
+	struct edge_orig *o = p;
 
 	sk_deref(o->req);
+}
+
+static void orig_unlink(struct edge_orig *o)
+{
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		o->e->orig_list = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	o->prev = o->next = NULL;
 }
 
 static void answer(struct sk_bus_req *req, unsigned code, const char *reason, msg_t *resp)
@@ -69,7 +81,7 @@ static void answer(struct sk_bus_req *req, unsigned code, const char *reason, ms
 
 static void on_ctx(struct edge_ctx *ctx, int status, msg_t *resp, int err, void *arg)
 {
-	struct orig *o = arg;
+	struct edge_orig *o = arg;
 	const char *reason = NULL;
 
 	(void)ctx;
@@ -80,6 +92,7 @@ static void on_ctx(struct edge_ctx *ctx, int status, msg_t *resp, int err, void 
 	if (status >= 300)
 		SK_INFO("%s: %d%s%s", o->what, status, err ? " " : "", err ? sk_strerror(err) : "");
 	answer(o->req, (unsigned)status, reason, resp);
+	orig_unlink(o);
 	sk_deref(o); /* the transaction's reference */
 }
 
@@ -155,7 +168,7 @@ static void on_originate(struct sk_bus_req *req, const Skein__Bus__V1__Envelope 
 	struct edge_dest d;
 	msg_t *msg = NULL;
 	sip_t *sip;
-	struct orig *o;
+	struct edge_orig *o;
 	int err;
 
 	if (!og || !og->message.len) {
@@ -193,6 +206,24 @@ static void on_originate(struct sk_bus_req *req, const Skein__Bus__V1__Envelope 
 	if (err) {
 		SK_INFO("%s: %s", o->what, sk_strerror(err));
 		answer(req, 503, "Service Unavailable (send failed)", NULL);
+		sk_deref(o);
+		return;
+	}
+	o->next = e->orig_list;
+	if (o->next)
+		o->next->prev = o;
+	e->orig_list = o;
+}
+
+/* Shutdown: the transaction layer closed without callbacks; what waited on it goes
+ * (the bus answers the registrar's requests SK_EREMOTE as their last reference
+ * drops). */
+void edge_originate_stop(struct edge *e)
+{
+	while (e->orig_list) {
+		struct edge_orig *o = e->orig_list;
+
+		orig_unlink(o);
 		sk_deref(o);
 	}
 }

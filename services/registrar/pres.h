@@ -20,7 +20,8 @@
  *   pres_reg.c      the reg package (RFC 3680 reginfo)
  *   pres_mwi.c      the message-summary package (RFC 3842), fed by the IM store
  *   pres_rls.c      resource lists (RFC 4662) from rls-services documents (RFC 4826)
- *   pres_im.c       offline IM: store (202), deliver in order on registration, expiry
+ *   pres_im.c       offline IM: store (202), expiry (pres_im.h: private)
+ *   pres_im_deliver.c  delivery in order when the user registers
  *   pres_timer.c    the cluster-wide timer set: expiries and throttled NOTIFYs
  *   reg_originate.c pres_originate (the bus side of sending through an edge)
  *

@@ -10,6 +10,7 @@
 #include "skein/sk_metrics.h"
 #include "skein/sk_redis.h"
 #include "reg.h"
+#include "pres.h"
 
 SK_LOG_MODULE("register");
 
@@ -20,6 +21,10 @@ struct op {
 	struct regdata_reg_cmd *cmd;
 	uint64_t t0;
 	char aor[REGDATA_AOR_MAX], call_id[128];
+	/* The REGISTER's first contact with expires > 0 and where the REGISTER came
+	 * from: the binding stored IMs go to (pres_im_registered); contact[0] = '\0'
+	 * when the request binds nothing. Copied: the envelope is gone by on_script. */
+	char contact[REGDATA_URI_MAX], edge[128], flow[64], transport[8], source[64];
 };
 
 static void op_destroy(void *data)
@@ -57,6 +62,23 @@ static void answer(struct sk_bus_req *req, int status, const struct regdata_reg_
 	sk_bus_reply(req, status, &env);
 }
 
+/* After the answer: the reg package's subscribers hear of a binding added or
+ * removed (RFC 3680; a refresh changes nothing they see), and a new binding gets the
+ * messages kept for the user (RFC 3428 store and forward). Nothing to do on a plain
+ * refresh, the common REGISTER: no extra Redis command then. */
+static void presence_hooks(struct registrar *r, const struct op *o,
+			   const struct regdata_reg_result *res)
+{
+	if (res->added + res->removed > 0)
+		pres_changed(r, PRES_PKG_REG, o->aor);
+	if (res->added > 0 && o->contact[0]) {
+		struct pres_binding_ref ref = {o->aor,	o->contact,   o->edge,
+					       o->flow, o->transport, o->source};
+
+		pres_im_registered(r, &ref);
+	}
+}
+
 static void on_script(int err, struct redisReply *reply, void *arg)
 {
 	struct op *o = arg;
@@ -86,6 +108,8 @@ static void on_script(int err, struct redisReply *reply, void *arg)
 				 (unsigned)res.bindings.n, res.added, res.refreshed, res.removed,
 				 res.replay ? " (replay)" : "");
 		answer(o->req, 0, &res);
+		if (res.code == 200 && !res.query)
+			presence_hooks(r, o, &res);
 	}
 	sk_histogram_observe(r->m.latency, (double)(uv_hrtime() - o->t0) / 1e9);
 	sk_log_ctx_set(NULL, NULL);
@@ -136,6 +160,16 @@ static void on_register(struct sk_bus_req *req, const Skein__Bus__V1__Envelope *
 	o->t0 = uv_hrtime();
 	snprintf(o->aor, sizeof(o->aor), "%s", rq->aor);
 	snprintf(o->call_id, sizeof(o->call_id), "%s", rq->call_id);
+	for (size_t i = 0; !rq->star && i < rq->n_contacts; i++) {
+		if (regdata_contact_expires(rq->contacts[i], rq->expires, &pol) <= 0)
+			continue;
+		snprintf(o->contact, sizeof(o->contact), "%s", rq->contacts[i]->uri);
+		snprintf(o->edge, sizeof(o->edge), "%s", rq->edge);
+		snprintf(o->flow, sizeof(o->flow), "%s", rq->flow);
+		snprintf(o->transport, sizeof(o->transport), "%s", rq->transport);
+		snprintf(o->source, sizeof(o->source), "%s", rq->source);
+		break;
+	}
 	err = sk_redis_eval(r->reg_script, on_script, o, cmd->nkeys, cmd->argc, cmd->argv,
 			    cmd->lens);
 	if (err) /* SK_ENOTCONN: Redis is down; the callback will not fire */

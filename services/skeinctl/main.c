@@ -50,6 +50,9 @@ static void usage(FILE *f)
 		"  ban add IP [--time=DURATION] [--reason=TEXT]\n"
 		"                         ban a source on every edge (default 1h, reason manual)\n"
 		"  ban del IP             lift a ban\n"
+		"  im list USER@DOMAIN    instant messages kept for a user with no binding\n"
+		"  im purge USER@DOMAIN [--id=ID]\n"
+		"                         delete them (all, or the one im list names ID)\n"
 		"Exit status: 0 done, 1 failed (Redis unreachable, unknown domain or user,\n"
 		"duplicate), 2 bad usage (unknown option, missing argument, malformed name).\n"
 		"The cluster comes from the [cluster] section of FILE ($SKEIN_CONFIG if set) and\n"
@@ -251,6 +254,8 @@ int main(int argc, char **argv)
 		rc = cmd_reg(&c);
 	} else if (!strcmp(cmd, "ban")) {
 		rc = cmd_ban(&c);
+	} else if (!strcmp(cmd, "im")) {
+		rc = cmd_im(&c);
 	} else {
 		fprintf(stderr, "skeinctl: unknown command \"%s\" (see --help)\n", cmd);
 		rc = 2;

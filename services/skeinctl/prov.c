@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
+#include "skein/sk_redis.h"
 #include "skein/sk_sys.h"
 #include "digest.h"
 #include "regdata.h"
@@ -620,6 +621,27 @@ static int user_passwd(struct prov *p, const char *aor)
 	return 0;
 }
 
+/* What the presence agent and the IM store keep for the user (services/registrar/
+ * pres.h): publications, subscriptions to them (their watchers get no final NOTIFY:
+ * their refreshes get 481), stored messages, XCAP documents, list indexes. One slot. */
+static int presence_delete(struct prov *p, const char *aor)
+{
+	static const char *const what[] = {"pubs",   "subs",   "pstate", "ims",	   "imlock",
+					   "xcap",   "rlsidx", "rlsin",  "rlsmem", "authfail",
+					   "calls",  "cpm"};
+	enum { N = sizeof(what) / sizeof(what[0]) };
+	char k[N][KEY_MAX];
+	const char *argv[N + 1] = {"DEL"};
+	long long m;
+
+	for (size_t i = 0; i < N; i++) {
+		if (sk_redis_key(k[i], sizeof(k[i]), p->c->cluster.name, aor, what[i]))
+			return EXIT_RUNTIME;
+		argv[i + 1] = k[i];
+	}
+	return r_int(p, &m, N + 1, argv);
+}
+
 /* Credentials, bindings and the domain's entry; *existed says whether there was a
  * user (bindings of an unknown user are removed all the same). */
 static int user_delete(struct prov *p, const char *aor, bool *existed)
@@ -641,7 +663,7 @@ static int user_delete(struct prov *p, const char *aor, bool *existed)
 	if ((rc = r_int(p, &n, 2, ex)) || (rc = r_int(p, &m, 5, del)) || (rc = r_int(p, &m, 3, srem)))
 		return rc;
 	*existed = n == 1;
-	return 0;
+	return presence_delete(p, aor);
 }
 
 static int user_list(struct prov *p, const char *only)

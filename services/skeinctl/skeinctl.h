@@ -17,6 +17,7 @@ struct ctl {
 int http_get(const char *addr, const char *path, int timeout_ms, struct sk_buf *body);
 int cmd_ping(struct ctl *c);
 int cmd_ban(struct ctl *c);
+int cmd_im(struct ctl *c); /* im.c */
 
 /* redis_sync.c: NULL (reported on stderr) when Redis cannot be reached. */
 struct redisContext;

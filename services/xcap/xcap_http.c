@@ -39,6 +39,10 @@ struct xcap_server {
 	size_t secret_len;
 	bool secret_ok, closing;
 	uint32_t max_age;
+	/* xcap_server_opts.on_change: told of every document written or deleted (the
+	 * presence agent re-reads pres-rules, rls-services ...). */
+	void (*on_change)(void *arg, const char *xui, const char *auid, const char *doc);
+	void *change_arg;
 };
 
 /* One request in flight; everything copied out of the sk_http request. */
@@ -255,6 +259,11 @@ static void on_cas(int err, bool written, void *arg)
 		sk_buf_init(&h);
 		etag_header(&h, c->r.write ? c->etag : NULL);
 		reply(x, c->r.status, NULL, NULL, &h);
+		/* After the answer (c still holds x): the hook may do work of its own, and
+		 * the client should not wait for it. Only a write that happened is told,
+		 * once, whatever the CAS retries before it. */
+		if (x->srv->on_change && !x->srv->closing)
+			x->srv->on_change(x->srv->change_arg, x->aor, x->u.auid, x->u.doc);
 	}
 	sk_deref(c);
 }
@@ -529,6 +538,8 @@ int xcap_server_alloc(struct xcap_server **sp, uv_loop_t *loop, struct sk_redis 
 	s->loop = loop;
 	s->redis = redis;
 	s->max_age = o->nonce_max_age_s ? o->nonce_max_age_s : NONCE_MAX_AGE_S;
+	s->on_change = o->on_change;
+	s->change_arg = o->change_arg;
 	snprintf(s->root, sizeof(s->root), "%s", o->root ? o->root : "/xcap");
 	if (o->secret && o->secret[0]) {
 		size_t n = strlen(o->secret);

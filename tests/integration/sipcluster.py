@@ -33,9 +33,12 @@ class Cluster:
     """n nodes "n1".."nN", each with an edge (UDP+TCP on one port) and a registrar."""
 
     def __init__(self, n=1, edge_extra=None, users=(("alice", "alicepw"), ("bob", "bobpw")),
-                 edge_per_node=None):
+                 edge_per_node=None, registrar_extra=None):
         """edge_extra: [edge] keys for every edge; edge_per_node: a function of the
-        node index giving keys for that edge only (e.g. its own WebSocket port)."""
+        node index giving keys for that edge only (e.g. its own WebSocket port).
+        registrar_extra: [registrar] keys merged over the defaults, a dict for every
+        registrar or a function of the node index giving that registrar's dict (e.g.
+        its own xcap_listen port); None keeps the defaults."""
         self.users = dict(users)
         self.tmp = tmpdir()
         self.redis = Redis(self.tmp)
@@ -54,9 +57,12 @@ class Cluster:
                      "trusted_networks": "127.0.0.1/32"}
             extra.update(edge_extra or {})
             extra.update(edge_per_node(i) if edge_per_node else {})
+            reg = {"count_interval": "1s"}
+            if registrar_extra is not None:
+                reg.update(registrar_extra(i) if callable(registrar_extra) else registrar_extra)
             node = Node(self.tmp, self.redis, f"n{i + 1}", roles=("edge", "registrar"),
                         extra="drain_timeout = 2s\nnode_timeout = 3s",
-                        role_extra={"edge": extra, "registrar": {"count_interval": "1s"}})
+                        role_extra={"edge": extra, "registrar": reg})
             self.nodes.append(node)
             self.sip.append(port)
         for node in self.nodes:

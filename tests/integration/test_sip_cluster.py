@@ -258,11 +258,14 @@ def test_message_and_routing_answers():
     inbox.wait_received("MESSAGE", 3)
     bodies = sorted(m.body.strip() for m in inbox.trace.find(request="MESSAGE"))
     assert bodies == [f"hello {i} from alice" for i in (1, 2, 3)], bodies
-    # unknown user: 404; known user without binding: 480
-    for target, code in (("nobody", 404), ("busy", 480)):
-        r = sipp("msg.xml", c.addr(0), service=target, user="alice", password=PW["alice"],
-                 workdir=tmp, timeout_s=5, domain=DOMAIN)
-        assert not r.ok and code in r.trace.responses("MESSAGE"), (target, r.explain())
+    # unknown user: 404; a known user without binding: kept for later (offline IM,
+    # issue 7: 202, test_im_offline.py)
+    r = sipp("msg.xml", c.addr(0), service="nobody", user="alice", password=PW["alice"],
+             workdir=tmp, timeout_s=5, domain=DOMAIN)
+    assert not r.ok and 404 in r.trace.responses("MESSAGE"), r.explain()
+    r = sipp("msg.xml", c.addr(0), service="busy", user="alice", password=PW["alice"],
+             workdir=tmp, timeout_s=5, domain=DOMAIN)
+    assert 202 in r.trace.responses("MESSAGE"), r.explain()
 
 
 def test_loop_detected_spiral_allowed():
