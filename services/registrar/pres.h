@@ -15,29 +15,26 @@
  *                   terminate, expiry, the final NOTIFY
  *   pres_notify.c   change -> NOTIFYs: throttling, one state fetch per resource, the
  *                   NOTIFY text, sending; failure handling (481/408 end the dialog)
- *   pres_presence.c the presence and presence.winfo packages (PIDF composition,
- *                   pres-rules authorization and filtering, watcher-info)
+ *   pres_text.c     pure text: subscription ids, NOTIFY text, random hex (pres_int.h
+ *                   is the engine's private header)
+ *   pres_presence.c the presence package (PIDF composition, pres-rules authorization
+ *                   and filtering), the XCAP change hook (pres_pub_int.h private)
+ *   pres_winfo.c    the presence.winfo package (watcher-info)
  *   pres_reg.c      the reg package (RFC 3680 reginfo)
  *   pres_mwi.c      the message-summary package (RFC 3842), fed by the IM store
  *   pres_rls.c      resource lists (RFC 4662) from rls-services documents (RFC 4826)
+ *   pres_rls_doc.c  the list index and the member -> lists index (pres_rls.h private)
  *   pres_im.c       offline IM: store (202), expiry (pres_im.h: private)
  *   pres_im_deliver.c  delivery in order when the user registers
  *   pres_timer.c    the cluster-wide timer set: expiries and throttled NOTIFYs
  *   reg_originate.c pres_originate (the bus side of sending through an edge)
  *
- * Redis (hash tag = the owner AOR, "user@domain"):
- *   <c>:{<aor>}:pubs   HASH etag -> packed Publication
- *   <c>:{<aor>}:subs   HASH subscription id -> packed Subscription (all packages; for
- *                      an RLS list the list URI's AOR)
- *   <c>:{<aor>}:pstate HASH small per-resource state: "v:<pkg>" versions,
- *                      "n:<pkg>" last NOTIFY ms (throttling)
- *   <c>:{<aor>}:ims    LIST packed StoredMessage, oldest first
- *   <c>:{pres}:timers  ZSET "<kind>|<aor>|<id>" by due time (ms, Redis TIME):
- *                      kind s = subscription expiry, p = publication expiry,
- *                      n = throttled NOTIFY of a resource's package (id = package),
- *                      m = stored message expiry; popped atomically, so exactly one
- *                      registrar handles each
- *   <c>:{pres}:rls     HASH list URI ("user@domain") -> owner AOR (rls-services index)
+ * Redis: docs/data-model.md lists every key (hash tag = the owner AOR): :pubs, :subs,
+ * :pstate, :ims, :imlock, :rlsidx, :rlsin, :rlsmem, and the cluster-wide
+ * <c>:{pres}:timers (ZSET "<kind>|<aor>|<id>" by due time, ms Redis TIME: s
+ * subscription expiry, p publication expiry, n coalesced NOTIFY round, m stored
+ * message expiry; popped atomically so exactly one registrar handles each) and
+ * <c>:{pres}:rls (list URI -> owner).
  */
 #ifndef SKEIN_REGISTRAR_PRES_H
 #define SKEIN_REGISTRAR_PRES_H
@@ -61,9 +58,16 @@ enum pres_pkg {
 int pres_pkg_from_event(const char *event);
 const char *pres_pkg_event(enum pres_pkg p);
 
+/* nbytes (<= 32) random bytes as lower-case hex into out[2 * nbytes + 1]: entity-
+ * tags, message ids, lock tokens, Call-IDs, Content-IDs (pres_text.c). */
+void pres_random_hex(char *out, size_t nbytes);
+
 /* ---- pres_uas.c ---- */
 int pres_start(struct registrar *r);
 void pres_stop(struct registrar *r);
+/* Their scripts and metrics, from pres_start. */
+int pres_publish_start(struct registrar *r); /* pres_publish.c */
+int pres_im_start(struct registrar *r);	     /* pres_im.c */
 /* Answer a UasRequest: code, reason (NULL = standard), extra header lines (each
  * "Name: value", no CRLF; NULL-terminated array or NULL), body (ctype NULL = none). */
 void pres_answer(struct sk_bus_req *req, unsigned code, const char *reason,

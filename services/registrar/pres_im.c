@@ -171,21 +171,22 @@ static const char lua_unlock[] =
 
 /* ---- set-up ---- */
 
-static struct pres_im im_state; /* static: nothing to free at exit */
-
-struct pres_im *pres_im_get(struct registrar *r)
+int pres_im_start(struct registrar *r)
 {
 	static const char *const names[PRES_IM_METRIC_MAX_] = {
 	    "stored",  "refused_full", "refused_composing", "delivered", "undelivered",
 	    "expired", "error"};
 	static const char help[] = "Offline instant messages, by event";
 	struct sk_redis *rc = sk_daemon_redis(r->d);
-	struct pres_im *im = &im_state;
+	/* lives as long as the process (the registrar struct is static): callbacks
+	 * that finish after stop may still read it */
+	struct pres_im *im = sk_zalloc(sizeof(*im), NULL);
 	char name[128];
 
-	if (r->im && r->im->redis == rc)
-		return r->im;
-	memset(im, 0, sizeof(*im));
+	if (!im)
+		return SK_ENOMEM;
+	r->im = im;
+	im->redis = rc;
 	if (sk_redis_script_add(rc, &im->store, lua_store) ||
 	    sk_redis_script_add(rc, &im->count, lua_count) ||
 	    sk_redis_script_add(rc, &im->expire, lua_expire) ||
@@ -193,38 +194,18 @@ struct pres_im *pres_im_get(struct registrar *r)
 	    sk_redis_script_add(rc, &im->next, lua_next) ||
 	    sk_redis_script_add(rc, &im->unlock, lua_unlock) ||
 	    sk_redis_script_add(rc, &im->lookup, REGDATA_LUA_LOOKUP))
-		return NULL;
+		return SK_ENOMEM;
 	snprintf(name, sizeof(name), "%s_im_messages_total", sk_daemon_metrics_prefix(r->d));
 	for (int i = 0; i < PRES_IM_METRIC_MAX_; i++)
 		if (!(im->m[i] = sk_metrics_counter(sk_daemon_metrics(r->d), name, help, "event",
 						    names[i])))
-			return NULL;
-	im->redis = rc;
-	r->im = im;
-	return im;
+			return SK_ENOMEM;
+	return 0;
 }
 
-void pres_im_hex_random(char *out, size_t nbytes)
+struct pres_im *pres_im_get(struct registrar *r)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[16];
-
-	if (nbytes > sizeof(raw))
-		nbytes = sizeof(raw);
-	if (getrandom(raw, nbytes, 0) != (ssize_t)nbytes) {
-		/* getrandom(2) of <= 256 bytes does not fail once the pool is ready;
-		 * should it, ids stay unique per process, which is all they need. */
-		static uint64_t seq;
-		uint64_t x = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ ++seq;
-
-		for (size_t i = 0; i < nbytes; i++)
-			raw[i] = (unsigned char)(x >> (8 * (i % 8)) ^ i * 37);
-	}
-	for (size_t i = 0; i < nbytes; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * nbytes] = '\0';
+	return r->im;
 }
 
 static int ims_key(char *buf, size_t size, const struct registrar *r, const char *aor)
@@ -362,7 +343,7 @@ void pres_im_store(struct registrar *r, struct sk_bus_req *req,
 	o->req = sk_ref(req);
 	snprintf(o->aor, sizeof(o->aor), "%s", aor);
 	snprintf(o->call_id, sizeof(o->call_id), "%s", rq->call_id);
-	pres_im_hex_random(o->id, 8);
+	pres_random_hex(o->id, 8);
 	to = rq->resource_uri[0] ? sk_strdupf("<%s>", rq->resource_uri)
 				 : sk_strdupf("<sip:%s>", aor);
 	m.id = o->id;

@@ -37,13 +37,9 @@ struct pres_im {
 	struct sk_counter *m[PRES_IM_METRIC_MAX_];
 };
 
-/* The scripts and metrics, set up on first use (pres.h has no start hook for the
- * store); NULL when out of memory. */
+/* The scripts and metrics (pres_im_start, from pres_start); NULL before. */
 struct pres_im *pres_im_get(struct registrar *r);
 
-/* nbytes (<= 16) random bytes as lower-case hex into out[2 * nbytes + 1]: message
- * ids, lock tokens, Call-IDs of delivered messages. */
-void pres_im_hex_random(char *out, size_t nbytes);
 
 /* The number of aor's unexpired stored messages: cb's reply is an integer. 0 (cb
  * fires once) or an error (it does not). */

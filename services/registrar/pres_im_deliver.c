@@ -96,7 +96,7 @@ static int message_text(struct sk_buf *b, const struct dlv *d,
 	if (!one_line(d->contact) || !one_line(m->from) || !one_line(m->to) ||
 	    !one_line(m->content_type) || !one_line(m->date) || !m->from[0] || !m->to[0])
 		return SK_EINVAL;
-	pres_im_hex_random(callid, 16);
+	pres_random_hex(callid, 16);
 	if (m->date[0]) {
 		snprintf(date, sizeof(date), "%s", m->date);
 	} else {
@@ -266,7 +266,7 @@ void pres_im_registered(struct registrar *r, const struct pres_binding_ref *b)
 	d->flow = sk_strdup(b->flow ? b->flow : "");
 	d->transport = sk_strdup(b->transport ? b->transport : "");
 	d->dest = sk_strdup(udp && b->source ? b->source : "");
-	pres_im_hex_random(d->token, 16);
+	pres_random_hex(d->token, 16);
 	if (!d->contact || !d->edge || !d->flow || !d->transport || !d->dest) {
 		sk_deref(d);
 		return;

@@ -129,6 +129,7 @@ enum pres_end_reason {
 	PRES_END_UNSUBSCRIBED,
 	PRES_END_REJECTED, /* authorization withdrawn */
 	PRES_END_FAILED,   /* a NOTIFY failed (RFC 6665 §4.2.2) */
+	PRES_END_NORESOURCE, /* the resource (a list) went away */
 	PRES_END_MAX_
 };
 

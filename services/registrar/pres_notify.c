@@ -389,7 +389,15 @@ static void on_fetch(int err, void *state, void *arg)
 {
 	struct round *rd = arg;
 
-	if (err) {
+	if (err == SK_ENOENT && rd->ops == &pres_ops_rls) {
+		/* the list was removed from its rls-services document: its subscriptions
+		 * end (RFC 6665 §4.1.3 "noresource"; RFC 4662 §4.4) */
+		for (size_t i = 0; i < rd->n; i++) {
+			rd->t[i].final = "noresource";
+			rd->t[i].why = PRES_END_NORESOURCE;
+		}
+		sk_deref(state);
+	} else if (err) {
 		rd->fetch_failed = true;
 		if (err != SK_ECANCELED)
 			SK_WARN("presence state of %s (%s): %s", rd->aor, rd->ops->event,

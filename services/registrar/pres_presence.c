@@ -369,6 +369,8 @@ void pres_xcap_changed(void *arg, const char *xui, const char *auid, const char 
 		/* Who may watch, and what they see, may have changed. */
 		pres_reauthorize(r, xui);
 		pres_changed(r, PRES_PKG_PRESENCE, xui);
+		/* lists that hold xui show it filtered by the same rules */
+		pres_rls_member_changed(r, xui);
 	} else if (!strcmp(auid, "pidf-manipulation")) {
 		if (strcmp(doc, PRES_XCAP_DOC))
 			return;

@@ -30,41 +30,25 @@ static const char *const lua_src[PRES_SCRIPT_MAX_] = {
     [PRES_SCRIPT_SUBS_FETCH] = PRES_LUA_SUBS_FETCH,
 };
 
-/* Registered on first use: pres_start (pres_uas.c) knows nothing of them. A script
- * stays registered with its client (sk_redis reloads it on every connect). */
-struct sk_redis_script *pres_script(struct registrar *r, enum pres_script which)
+/* Registered with the client at start (sk_redis reloads them on every connect). */
+int pres_publish_start(struct registrar *r)
 {
-	static struct {
-		struct sk_redis *redis;
-		struct sk_redis_script *s;
-	} cache[PRES_SCRIPT_MAX_];
 	struct sk_redis *redis = sk_daemon_redis(r->d);
 
-	if (which >= PRES_SCRIPT_MAX_)
-		return NULL;
-	if (cache[which].redis != redis || !cache[which].s) {
-		struct sk_redis_script *s = NULL;
+	for (int i = 0; i < PRES_SCRIPT_MAX_; i++)
+		if (sk_redis_script_add(redis, &r->pub_script[i], lua_src[i]))
+			return SK_ENOMEM;
+	return 0;
+}
 
-		if (sk_redis_script_add(redis, &s, lua_src[which]))
-			return NULL;
-		cache[which].redis = redis;
-		cache[which].s = s;
-	}
-	return cache[which].s;
+struct sk_redis_script *pres_script(struct registrar *r, enum pres_script which)
+{
+	return which < PRES_SCRIPT_MAX_ ? r->pub_script[which] : NULL;
 }
 
 int pres_etag_new(char *buf)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char rnd[(PRES_ETAG_SIZE - 1) / 2];
-
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		return -errno ? -errno : SK_EAGAIN;
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		buf[2 * i] = hex[rnd[i] >> 4];
-		buf[2 * i + 1] = hex[rnd[i] & 15];
-	}
-	buf[PRES_ETAG_SIZE - 1] = '\0';
+	pres_random_hex(buf, (PRES_ETAG_SIZE - 1) / 2);
 	return 0;
 }
 

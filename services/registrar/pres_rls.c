@@ -367,22 +367,6 @@ static int rls_fetch(struct registrar *r, const char *aor, pres_fetch_cb *cb, vo
 
 /* ---- pres_ops_rls.body: RLMI + one PIDF per member (RFC 4662 §5) ---- */
 
-static void rand_hex(char *out, size_t nbytes)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[32];
-
-	if (nbytes > sizeof(b))
-		nbytes = sizeof(b);
-	if (RAND_bytes(b, (int)nbytes) != 1)
-		memset(b, 0x5a, nbytes); /* unlikely; a collision is caught below */
-	for (size_t i = 0; i < nbytes; i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[2 * nbytes] = '\0';
-}
-
 /* A stable instance id per member (RFC 4662 §5: unique within the resource; kept
  * across NOTIFYs so the subscriber sees the same back-end subscription). */
 static void instance_id(char out[24], const char *aor)
@@ -441,7 +425,7 @@ static int rls_body(struct registrar *r, void *state, const Skein__Sip__V1__Subs
 		goto out;
 	}
 	/* Content-IDs unique per body (RFC 2392): random, in the list's domain. */
-	rand_hex(tag, 8);
+	pres_random_hex(tag, 8);
 	snprintf(start, sizeof(start), "%.20s@%.100s", tag, domain_of(l->aor));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct rls_member *m = &l->m[i];
@@ -488,7 +472,7 @@ static int rls_body(struct registrar *r, void *state, const Skein__Sip__V1__Subs
 	for (int tries = 0; tries < 3; tries++) {
 		char rnd[40];
 
-		rand_hex(rnd, 12);
+		pres_random_hex(rnd, 12);
 		snprintf(boundary, sizeof(boundary), "rls-%s", rnd);
 		err = rlmi_multipart(&rl, boundary, start, bodyp, &ctype);
 		if (err != SK_EINVAL)

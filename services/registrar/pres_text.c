@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 #include "pres_int.h"
@@ -233,4 +234,27 @@ bool pres_has_tag(char *const *tags, size_t n, const char *tag)
 		if (!strcasecmp(tags[i], tag))
 			return true;
 	return false;
+}
+
+void pres_random_hex(char *out, size_t nbytes)
+{
+	static const char hex[] = "0123456789abcdef";
+	static uint64_t seq;
+	unsigned char raw[32];
+
+	if (nbytes > sizeof(raw))
+		nbytes = sizeof(raw);
+	if (RAND_bytes(raw, (int)nbytes) != 1) {
+		/* OpenSSL's DRBG does not fail once seeded; should it, the value stays
+		 * unique per process (a counter), which ids and tags need. */
+		uint64_t x = ++seq * 0x9e3779b97f4a7c15ull;
+
+		for (size_t i = 0; i < nbytes; i++)
+			raw[i] = (unsigned char)(x >> (8 * (i % 8)) ^ i);
+	}
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[2 * nbytes] = '\0';
 }

@@ -159,7 +159,7 @@ static int metrics(struct registrar *r, struct pres_agent *pa)
 	static const char *const ntf_res[PRES_NOTIFY_RESULT_MAX_] = {"ok", "refused", "ended",
 								     "error", "throttled"};
 	static const char *const end_res[PRES_END_MAX_] = {"timeout", "unsubscribed", "rejected",
-							   "failed"};
+							   "failed", "noresource"};
 	bool ok = true;
 
 	for (int i = 0; i < PRES_SUB_RESULT_MAX_; i++)
@@ -216,6 +216,10 @@ int pres_start(struct registrar *r)
 		err = sk_redis_script_add(redis, &pa->s_throttle, PRES_LUA_THROTTLE);
 	if (!err)
 		err = sk_redis_script_add(redis, &pa->s_pop, PRES_LUA_POP);
+	if (!err)
+		err = pres_publish_start(r);
+	if (!err)
+		err = pres_im_start(r);
 	if (!err)
 		err = pres_timer_start(r);
 	if (!err)

@@ -264,15 +264,24 @@ def test_resource_list():
         _, ps = parts(n)
         root = ET.fromstring(ps[0][1].strip().encode())
         assert [r.get("uri") for r in root.findall("rl:resource", NS)] == [carol], ps[0][1]
+
+        # The service removed under the live subscription: the list leaves the
+        # index (and its owner's set), and the subscription ends with a final
+        # NOTIFY "terminated;reason=noresource" (RFC 6665 §4.1.3, RFC 4662 §4.4).
+        assert curl(xcap, doc_path("rls-services"), "PUT", re.sub(
+            r"\s*<service uri=\"sip:alice-work@.*?</service>", "", RLS_DOC, flags=re.S),
+            "application/rls-services+xml") == 200
+        wait_for(lambda: c.redis.cmd("HGET", "t:{pres}:rls", f"{WORK}@{DOMAIN}") is None, 5,
+                 "the removed list out of the index")
+
+        def ended():
+            return [n for n in notifies(s)
+                    if (n.header("Subscription-State") or "").startswith("terminated")]
+        fin = wait_for(ended, 10, "the final NOTIFY of the removed list")[0]
+        assert "reason=noresource" in fin.header("Subscription-State"), fin.text
+        assert c.redis.cmd("HLEN", f"t:{{{WORK}@{DOMAIN}}}:subs") == 0
     finally:
         s.stop()
-
-    # The service removed: the list leaves the index (and its owner's set).
-    assert curl(xcap, doc_path("rls-services"), "PUT", re.sub(
-        r"\s*<service uri=\"sip:alice-work@.*?</service>", "", RLS_DOC, flags=re.S),
-        "application/rls-services+xml") == 200
-    wait_for(lambda: c.redis.cmd("HGET", "t:{pres}:rls", f"{WORK}@{DOMAIN}") is None, 5,
-             "the removed list out of the index")
     assert c.redis.cmd("HGET", "t:{pres}:rls", f"{LIST}@{DOMAIN}") == f"alice@{DOMAIN}".encode()
     assert c.redis.cmd("SMEMBERS", "t:{alice@%s}:rlsidx" % DOMAIN) == \
         [f"{LIST}@{DOMAIN}".encode()]
