@@ -305,10 +305,15 @@ void pres_publish(struct registrar *r, struct sk_bus_req *req, const Skein__Sip_
 		goto out;
 	}
 	if (!rq->sip_if_match[0]) {
-		/* RFC 3903 §6 step 3: an initial PUBLISH carries the state. */
+		/* RFC 3903 §6 step 3: an initial PUBLISH carries the state. One without a
+		 * body is a refresh that lost its entity-tag: its precondition fails, 412,
+		 * so the client starts over with an initial PUBLISH (§6 step 5 leaves the
+		 * code open, "such as 400"; 412 is what clients react to by republishing,
+		 * §4.1.1, as OpenSIPS answers too). */
 		if (!body) {
 			count(r, M_REJECTED);
-			answer(req, 400, "Bad Request (PUBLISH without body)", NULL, NULL);
+			answer(req, 412, "Conditional Request Failed (refresh without SIP-If-Match)",
+			       NULL, NULL);
 			goto out;
 		}
 		if (!expires) {

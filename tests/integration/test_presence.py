@@ -172,6 +172,9 @@ def test_publish_subscribe():
         # the old tag then 412
         r = alice2.publish(if_match="no-such-etag-123", expires=600)
         assert r is not None and r.status == 412, r
+        # an ETag-less refresh (no body, no SIP-If-Match): 412 as well
+        r = alice2.publish(expires=600)
+        assert r is not None and r.status == 412, r
         r = alice2.publish(if_match=etag2, expires=600)
         assert r is not None and r.status == 200, r
         etag3 = r.hdr("sip-etag")
