@@ -271,7 +271,9 @@ int rlsdoc_service_list(const char *buf, size_t len, rlsdoc_match_fn *match, voi
 	l->uri = prop(svc, "uri", &err);
 	for (xmlNode *k = svc->children; k && !err; k = k->next) {
 		if (xsafe_is(k, NS_RLS, "list")) {
-			l->name = display_name(k, &err);
+			/* the schema allows one <list>; of several, the first names it */
+			if (!l->name)
+				l->name = display_name(k, &err);
 			if (!err)
 				err = collect(l, k, 0);
 		} else if (xsafe_is(k, NS_RLS, "resource-list")) {
