@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of `make test` and ends with one summary line:
-#   1. unit tests, fuzz-corpus replays and the SIP integration tests (real sipp,
+#   1. unit tests, fuzz-corpus replays, the SIP, presence and XCAP integration tests (real sipp,
 #      baresip, daemons stopped with SIGTERM so that leaks are reported) built with
 #      ASan+UBSan;
 #   2. everything (unit, fuzz replays, integration) in the normal build.
@@ -29,7 +29,7 @@ run_ctest() { # dir, label args...
 }
 
 run_ctest "$BUILD_ASAN" -L 'unit|fuzz' -j 2
-run_ctest "$BUILD_ASAN" -R '^integration\.(sip_|edge_|provisioning|registrar_)'
+run_ctest "$BUILD_ASAN" -R '^integration\.(sip_|edge_|provisioning|registrar_|presence|im_offline|xcap)'
 run_ctest "$BUILD"
 echo
 echo "make test: $passed passed, $failed failed"
