@@ -30,6 +30,7 @@ void xcap_conflict_set(struct xcap_conflict *c, enum xcap_error_kind kind, const
 	snprintf(c->field, sizeof(c->field), "%s", field ? field : "");
 	snprintf(c->value, sizeof(c->value), "%s", value ? value : "");
 	snprintf(c->phrase, sizeof(c->phrase), "%s", phrase ? phrase : "");
+	c->alt[0] = '\0';
 }
 
 int xcap_xml_escape(struct sk_buf *b, const char *s, size_t n)
@@ -62,7 +63,8 @@ int xcap_error_body(struct sk_buf *b, const struct xcap_conflict *c)
 		       "<xcap-error xmlns=\"urn:ietf:params:xml:ns:xcap-error\">\n");
 	if (c->kind == XCAP_ERR_UNIQUENESS) {
 		/* §11.2: <exists field="selector"> with the values that would be unique as
-		 * <alt-value>s; we name the duplicate itself in the phrase. */
+		 * <alt-value>s (we offer at most one); the duplicate itself is named in the
+		 * phrase. */
 		sk_buf_puts(b, "  <uniqueness-failure");
 		if (c->phrase[0]) {
 			sk_buf_puts(b, " phrase=\"");
@@ -71,7 +73,13 @@ int xcap_error_body(struct sk_buf *b, const struct xcap_conflict *c)
 		}
 		sk_buf_puts(b, ">\n    <exists field=\"");
 		xcap_xml_escape(b, c->field, strlen(c->field));
-		sk_buf_puts(b, "\"/>\n  </uniqueness-failure>\n");
+		if (c->alt[0]) {
+			sk_buf_puts(b, "\">\n      <alt-value>");
+			xcap_xml_escape(b, c->alt, strlen(c->alt));
+			sk_buf_puts(b, "</alt-value>\n    </exists>\n  </uniqueness-failure>\n");
+		} else {
+			sk_buf_puts(b, "\"/>\n  </uniqueness-failure>\n");
+		}
 	} else {
 		sk_buf_printf(b, "  <%s", name);
 		if (c->phrase[0]) {

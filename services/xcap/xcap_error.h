@@ -28,9 +28,10 @@ struct xcap_conflict {
 	char field[512];  /* a node selector relative to the document, e.g. ".../entry/@uri" */
 	char value[256];  /* the duplicate value ("" when none) */
 	char phrase[128]; /* a human-readable reason ("" when none) */
+	char alt[256];	  /* uniqueness: a value that would be unique, <alt-value> ("" none) */
 };
 
-/* Sets c (field, value and phrase are printf-free copies, cut to fit). */
+/* Sets c (field, value and phrase are printf-free copies, cut to fit; alt ""). */
 void xcap_conflict_set(struct xcap_conflict *c, enum xcap_error_kind kind, const char *field,
 		       const char *value, const char *phrase);
 /* The element name, e.g. "uniqueness-failure". */

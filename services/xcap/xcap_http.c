@@ -1,5 +1,6 @@
 /* xcap_http: the XCAP request handler and server: URI, digest auth against Redis,
- * document operation, conditional requests and the compare-and-set write. */
+ * document operation, conditional requests, the server-wide uniqueness of
+ * rls-services service URIs (xcap_rls.h) and the compare-and-set write. */
 #include <hiredis/hiredis.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/sip_header.h>
@@ -17,6 +18,7 @@
 #include "regdata.h"
 #include "xcap_doc.h"
 #include "xcap_http.h"
+#include "xcap_rls.h"
 #include "xcap_store.h"
 
 SK_LOG_MODULE("xcap");
@@ -178,6 +180,9 @@ struct cas_ctx {
 	char etag[XCAP_ETAG_SIZE];
 };
 
+static void write_doc(struct cas_ctx *c);
+static xcap_rls_cb on_rls;
+
 static void cas_destroy(void *data)
 {
 	struct cas_ctx *c = data;
@@ -226,9 +231,33 @@ static void on_doc(int err, const char *doc, size_t len, const char *etag, void 
 		sk_deref(c);
 		return;
 	}
+	c->x = x; /* the reference moves */
+	if (c->r.write && !strcmp(x->method, "PUT") && !strcmp(x->u.auid, "rls-services")) {
+		/* RFC 4826 §4.4.3: service URIs are unique across every user's documents;
+		 * a read of the registrar's index first (xcap_rls.h: the race it leaves). */
+		err = xcap_rls_check(x->srv->redis, x->srv->store.cluster, x->aor,
+				     c->r.doc.data ? c->r.doc.data : "", c->r.doc.len, on_rls, c);
+		if (!err)
+			return;
+		if (err != SK_ENOENT) {
+			SK_WARN("%s: rls-services check failed: %s", x->aor, sk_strerror(err));
+			c->x = NULL;
+			sk_deref(c);
+			reply_status(x, 503);
+			return;
+		}
+	}
+	write_doc(c);
+}
+
+/* The compare-and-set of what xcap_doc_apply made; takes c. */
+static void write_doc(struct cas_ctx *c)
+{
+	struct xreq *x = c->x;
+	int err;
+
 	if (c->r.write)
 		xcap_etag(c->r.doc.data ? c->r.doc.data : "", c->r.doc.len, c->etag);
-	c->x = x; /* the reference moves */
 	err = xcap_store_cas(&x->srv->store, x->aor, x->u.auid, x->u.doc, x->etag,
 			     c->r.write ? (c->r.doc.data ? c->r.doc.data : "") : NULL, c->r.doc.len,
 			     c->etag, on_cas, c);
@@ -237,6 +266,32 @@ static void on_doc(int err, const char *doc, size_t len, const char *etag, void 
 		sk_deref(c);
 		reply_status(x, 503);
 	}
+}
+
+static void on_rls(int err, const struct xcap_conflict *cf, void *arg)
+{
+	struct cas_ctx *c = arg;
+	struct xreq *x = c->x;
+	struct sk_buf b;
+
+	if (!err && !cf) {
+		write_doc(c);
+		return;
+	}
+	c->x = NULL;
+	sk_deref(c);
+	if (err) {
+		SK_WARN("%s: rls-services check failed: %s", x->aor, sk_strerror(err));
+		reply_status(x, 503);
+		return;
+	}
+	sk_buf_init(&b);
+	if (xcap_error_body(&b, cf)) {
+		sk_buf_release(&b);
+		reply_status(x, 500);
+		return;
+	}
+	reply(x, 409, XCAP_ERROR_MIME, &b, NULL);
 }
 
 static void on_cas(int err, bool written, void *arg)

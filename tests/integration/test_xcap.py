@@ -2,14 +2,19 @@
 whole resource-lists document, one <entry> by element selector, an attribute; a stale
 ETag gets 412; malformed XML and a duplicate entry get 409 with an xcap-error body;
 another user's document gets 403, no credentials 401; a document written through one
-registrar is read through the other (the documents live in Redis)."""
+registrar is read through the other (the documents live in Redis). rls-services
+service URIs are unique across every user's documents (RFC 4826 §4.4.3): another
+owner's list URI, or a user's address, gets 409 <uniqueness-failure> with an
+<alt-value>."""
 import os
 import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from skeinlib import Node, Redis, free_port, run, skeinctl, tmpdir  # noqa: E402
+import xml.etree.ElementTree as ET
+
+from skeinlib import Node, Redis, free_port, run, skeinctl, tmpdir, wait_for  # noqa: E402
 
 DOMAIN = "xcap.test"
 USERS = {"alice": "alicepw", "bob": "bobpw"}
@@ -248,5 +253,112 @@ def test_xcap_concurrent_writers():
         assert f'uri="sip:u{i}@{DOMAIN}"' in body, (i, body)
 
 
+RLS = "application/rls-services+xml"
+XE = "{urn:ietf:params:xml:ns:xcap-error}"
+
+
+def rls_doc(*uris):
+    svcs = "".join(f"""  <service uri="{u}">
+    <list><rl:entry uri="sip:carol@{DOMAIN}"/></list>
+    <packages><package>presence</package></packages>
+  </service>
+""" for u in uris)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"
+    xmlns:rl="urn:ietf:params:xml:ns:resource-lists">
+{svcs}</rls-services>
+"""
+
+
+def rls_path(user, sel=""):
+    p = f"/xcap/rls-services/users/sip:{user}@{DOMAIN}/index"
+    return p + ("/~~/" + sel.replace('"', "%22") if sel else "")
+
+
+def uniqueness(st, h, body, alt=None):
+    """A 409 whose xcap-error is <uniqueness-failure><exists field=service uri>, with
+    <alt-value> alt (None: whatever, "": none)."""
+    assert st == 409, (st, body)
+    assert h["content-type"] == "application/xcap-error+xml", h
+    root = ET.fromstring(body)
+    assert root.tag == XE + "xcap-error", body
+    uf = root.find(XE + "uniqueness-failure")
+    assert uf is not None, body
+    ex = uf.findall(XE + "exists")
+    assert len(ex) == 1 and ex[0].get("field") == "rls-services/service/@uri", body
+    alts = [a.text for a in ex[0].findall(XE + "alt-value")]
+    if alt is not None:
+        assert alts == ([alt] if alt else []), (alts, body)
+    return alts
+
+
+def test_xcap_rls_unique():
+    """RFC 4826 §4.4.3: a <service uri> is unique across the server. alice's
+    sip:friends is hers (the registrar's index, <c>:{pres}:rls); bob cannot define it
+    (document, element or attribute PUT: 409 with an <alt-value> that is free), nor
+    can anyone use a provisioned user's address; alice may write hers again."""
+    c = XcapCluster(n=1)
+    base = c.http[0]
+    friends = f"sip:friends@{DOMAIN}"
+    st, _, body = curl(base, rls_path("alice"), "PUT", data=rls_doc(friends), ctype=RLS)
+    assert st == 201, (st, body)
+    wait_for(lambda: c.redis.cmd("HGET", "t:{pres}:rls", f"friends@{DOMAIN}") ==
+             f"alice@{DOMAIN}".encode(), 5, "alice's list in the index")
+
+    # bob's whole document claiming it: 409, nothing stored, the alternative offered.
+    st, h, body = curl(base, rls_path("bob"), "PUT", user="bob", ctype=RLS,
+                       data=rls_doc(f"sip:bobs@{DOMAIN}", friends))
+    uniqueness(st, h, body, alt=f"sip:friends-bob@{DOMAIN}")
+    assert curl(base, rls_path("bob"), user="bob")[0] == 404
+    # The same URI spelt with another domain case, and a sips: URI: the same list.
+    for u in (f"sip:friends@{DOMAIN.upper()}", f"sips:friends@{DOMAIN};transport=tls"):
+        st, h, body = curl(base, rls_path("bob"), "PUT", user="bob", ctype=RLS,
+                           data=rls_doc(u))
+        uniqueness(st, h, body)
+    # Another URI: his.
+    st, h, _ = curl(base, rls_path("bob"), "PUT", user="bob", ctype=RLS,
+                    data=rls_doc(f"sip:bobs@{DOMAIN}"))
+    assert st == 201, st
+    bob_etag = h["etag"]
+    wait_for(lambda: c.redis.cmd("HGET", "t:{pres}:rls", f"bobs@{DOMAIN}") ==
+             f"bob@{DOMAIN}".encode(), 5, "bob's list in the index")
+    # By element selector (a new <service>) and by attribute (renaming his): 409,
+    # his document unchanged.
+    el = (f'<service uri="{friends}"><list/><packages><package>presence</package>'
+          "</packages></service>")
+    st, h, body = curl(base, rls_path("bob", f'rls-services/service[@uri="{friends}"]'), "PUT",
+                       user="bob", data=el, ctype="application/xcap-el+xml")
+    uniqueness(st, h, body, alt=f"sip:friends-bob@{DOMAIN}")
+    st, h, body = curl(base, rls_path("bob", "rls-services/service[1]/@uri"), "PUT",
+                       user="bob", data=friends, ctype="application/xcap-att+xml")
+    uniqueness(st, h, body)
+    st, h, _ = curl(base, rls_path("bob"), user="bob")
+    assert st == 200 and h["etag"] == bob_etag, (st, h)
+    # A free one by element selector: fine.
+    other = f"sip:bobs-work@{DOMAIN}"
+    st, _, body = curl(base, rls_path("bob", f'rls-services/service[@uri="{other}"]'), "PUT",
+                       user="bob", data=el.replace(friends, other),
+                       ctype="application/xcap-el+xml")
+    assert st == 201, (st, body)
+
+    # alice writes her own list again (and adds one): 200.
+    st, _, body = curl(base, rls_path("alice"), "PUT", ctype=RLS,
+                       data=rls_doc(friends, f"sip:family@{DOMAIN}"))
+    assert st == 200, (st, body)
+    # A user's address is no list URI: bob's, and her own.
+    for u in (f"sip:bob@{DOMAIN}", f"sip:alice@{DOMAIN}"):
+        st, h, body = curl(base, rls_path("alice"), "PUT", ctype=RLS, data=rls_doc(friends, u))
+        uniqueness(st, h, body)
+    # No alternative when the one it would offer is not free (here: in the document).
+    st, h, body = curl(base, rls_path("alice"), "PUT", ctype=RLS,
+                       data=rls_doc(friends, f"sip:bobs-alice@{DOMAIN}", f"sip:bobs@{DOMAIN}"))
+    uniqueness(st, h, body, alt="")
+    # The index never moved: alice's lists are hers, bob's his.
+    assert c.redis.cmd("HGET", "t:{pres}:rls", f"friends@{DOMAIN}") == f"alice@{DOMAIN}".encode()
+    assert c.redis.cmd("HGET", "t:{pres}:rls", f"family@{DOMAIN}") == f"alice@{DOMAIN}".encode()
+    assert c.redis.cmd("HGET", "t:{pres}:rls", f"bob@{DOMAIN}") is None
+
+
 if __name__ == "__main__":
-    run([test_xcap_http_and_https, test_xcap_any_node, test_xcap_concurrent_writers])
+    run([test_xcap_http_and_https, test_xcap_any_node, test_xcap_concurrent_writers,
+         test_xcap_rls_unique])
