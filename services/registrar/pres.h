@@ -12,7 +12,8 @@
  *   pres_uas.c      UasRequest dispatch (bus handler), 489/405, common checks
  *   pres_publish.c  PUBLISH: SIP-ETag / SIP-If-Match, refresh, modify, remove (412)
  *   pres_sub.c      subscription dialogs for every package: create, refresh, fetch,
- *                   terminate, expiry, the final NOTIFY
+ *                   unsubscribe
+ *   pres_sub_end.c  expiry (final NOTIFY) and re-authorization on pres-rules changes
  *   pres_notify.c   change -> NOTIFYs: throttling, one state fetch per resource, the
  *                   NOTIFY text, sending; failure handling (481/408 end the dialog)
  *   pres_text.c     pure text: subscription ids, NOTIFY text, random hex (pres_int.h

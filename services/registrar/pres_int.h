@@ -187,6 +187,13 @@ void pres_timer_disarm(struct registrar *r, char kind, const char *aor, const ch
 /* ---- pres_notify.c ---- */
 
 /* One NOTIFY to send in a round. */
+struct redisReply;
+/* pres_sub.c helpers shared with pres_sub_end.c: a packed record unpacked (free with
+ * pres_sub_free), and the {now} or {now, packed} reply of PRES_LUA_GET. */
+Skein__Sip__V1__Subscription *pres_sub_unpack(const void *p, size_t len);
+int pres_sub_get_parse(const struct redisReply *reply, uint64_t *now, const char **packed,
+		       size_t *len);
+
 struct pres_target {
 	Skein__Sip__V1__Subscription *s; /* owned: free_unpacked (or pres_sub_free) */
 	const char *final;		 /* NULL; else terminated;reason=final, deleted first */
