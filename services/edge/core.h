@@ -71,6 +71,7 @@ struct edge_metrics {
 	struct sk_counter *auth_fail, *auth_ok, *rejected, *forwarded, *cross_edge;
 	struct sk_counter *malformed_resp, *reg_ok, *reg_fail;
 	struct sk_counter *relayed_out, *relayed_in, *unreachable;
+	struct sk_counter *uas_ok, *uas_fail, *orig_ok, *orig_fail; /* core_pres, core_originate */
 	struct sk_histogram *reg_latency;
 };
 

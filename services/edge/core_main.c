@@ -323,6 +323,18 @@ static void metrics_setup(struct edge *e)
 	e->m.reg_latency = sk_metrics_histogram(mx, "skein_edge_register_seconds",
 						"REGISTER: request in to response out (after auth)",
 						lat, sizeof(lat) / sizeof(lat[0]));
+	e->m.uas_ok = sk_metrics_counter(mx, "skein_edge_registrar_uas_total",
+					 "PUBLISH, SUBSCRIBE and stored MESSAGEs answered by the "
+					 "registrar, by outcome", "result", "answered");
+	e->m.uas_fail = sk_metrics_counter(mx, "skein_edge_registrar_uas_total",
+					   "PUBLISH, SUBSCRIBE and stored MESSAGEs answered by the "
+					   "registrar, by outcome", "result", "unavailable");
+	e->m.orig_ok = sk_metrics_counter(mx, "skein_edge_originated_total",
+					  "Requests sent for the registrar (NOTIFY, stored MESSAGE), "
+					  "by final response", "result", "2xx");
+	e->m.orig_fail = sk_metrics_counter(mx, "skein_edge_originated_total",
+					    "Requests sent for the registrar (NOTIFY, stored MESSAGE), "
+					    "by final response", "result", "failed");
 	sk_metrics_gauge_fn(mx, "skein_edge_forks", "Forking contexts (calls being set up)",
 			    NULL, NULL, gauge_forks, e);
 }

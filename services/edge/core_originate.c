@@ -47,13 +47,15 @@ static void orig_unlink(struct edge_orig *o)
 	o->prev = o->next = NULL;
 }
 
-static void answer(struct sk_bus_req *req, unsigned code, const char *reason, msg_t *resp)
+static void answer(struct edge *e, struct sk_bus_req *req, unsigned code, const char *reason,
+		   msg_t *resp)
 {
 	Skein__Bus__V1__Envelope env = SKEIN__BUS__V1__ENVELOPE__INIT;
 	Skein__Sip__V1__OriginateReply rep = SKEIN__SIP__V1__ORIGINATE_REPLY__INIT;
 	char ss[512], ra[64], *hdrs[2];
 	size_t n = 0;
 
+	sk_counter_inc(code >= 200 && code < 300 ? e->m.orig_ok : e->m.orig_fail);
 	rep.code = code;
 	rep.reason = (char *)(reason ? reason : "");
 	if (resp) {
@@ -91,7 +93,7 @@ static void on_ctx(struct edge_ctx *ctx, int status, msg_t *resp, int err, void 
 		reason = sip_object(resp)->sip_status->st_phrase;
 	if (status >= 300)
 		SK_INFO("%s: %d%s%s", o->what, status, err ? " " : "", err ? sk_strerror(err) : "");
-	answer(o->req, (unsigned)status, reason, resp);
+	answer(o->e, o->req, (unsigned)status, reason, resp);
 	orig_unlink(o);
 	sk_deref(o); /* the transaction's reference */
 }
@@ -179,7 +181,7 @@ static void on_originate(struct sk_bus_req *req, const Skein__Bus__V1__Envelope 
 		SK_WARN("originate from %s: not a request we can send", env->origin_node);
 		if (msg)
 			msg_destroy(msg);
-		answer(req, 400, "Bad Request (not a request without Via)", NULL);
+		answer(e, req, 400, "Bad Request (not a request without Via)", NULL);
 		return;
 	}
 	sip = sip_object(msg);
@@ -188,13 +190,13 @@ static void on_originate(struct sk_bus_req *req, const Skein__Bus__V1__Envelope 
 		SK_INFO("%s %s: no destination: %s", sip->sip_request->rq_method_name,
 			og->dest[0] ? og->dest : "(by URI)", sk_strerror(err));
 		msg_destroy(msg);
-		answer(req, 503, "Service Unavailable (unreachable)", NULL);
+		answer(e, req, 503, "Service Unavailable (unreachable)", NULL);
 		return;
 	}
 	o = sk_zalloc(sizeof(*o), orig_destroy);
 	if (!o) {
 		msg_destroy(msg);
-		answer(req, 500, "Server Internal Error", NULL);
+		answer(e, req, 500, "Server Internal Error", NULL);
 		return;
 	}
 	o->e = e;
@@ -205,7 +207,7 @@ static void on_originate(struct sk_bus_req *req, const Skein__Bus__V1__Envelope 
 			     d.tls_name[0] ? d.tls_name : NULL, on_ctx, o);
 	if (err) {
 		SK_INFO("%s: %s", o->what, sk_strerror(err));
-		answer(req, 503, "Service Unavailable (send failed)", NULL);
+		answer(e, req, 503, "Service Unavailable (send failed)", NULL);
 		sk_deref(o);
 		return;
 	}

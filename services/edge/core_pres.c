@@ -100,8 +100,10 @@ static void on_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
 			o->resource, err ? sk_strerror(err) : "bad reply");
 		edge_reply(o->e, o->stx, 500, "Server Internal Error (presence unavailable)",
 			   "Retry-After: 5\r\n");
+		sk_counter_inc(o->e->m.uas_fail);
 		goto out;
 	}
+	sk_counter_inc(o->e->m.uas_ok);
 	for (size_t i = 0; i < rep->n_headers; i++) {
 		/* one header line each: a CR or LF would let the reply forge headers */
 		if (strpbrk(rep->headers[i], "\r\n"))
@@ -246,6 +248,7 @@ static void send_uas(struct pres_op *o)
 		SK_WARN("registrar: %s", sk_strerror(err));
 		edge_reply(e, o->stx, 500, "Server Internal Error (presence unavailable)",
 			   "Retry-After: 5\r\n");
+		sk_counter_inc(e->m.uas_fail);
 		sk_deref(o);
 	}
 }
