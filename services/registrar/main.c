@@ -12,6 +12,8 @@
 SK_LOG_MODULE("registrar");
 
 static struct registrar_conf conf;
+
+static const char *const policies[] = {"confirm", "allow", "block", "polite-block", NULL};
 static struct registrar reg;
 
 /* Seconds. The bounds keep expiry arithmetic far from overflow (ms in a double, 2^53)
@@ -83,11 +85,11 @@ static const struct sk_conf_key keys[] = {
 	 "500ms",
 	 "How often the cluster-wide presence timers (expiries, throttled NOTIFYs) are polled",
 	 0, 50, 60000, 0, 0},
-	{"pres_default_policy", SK_CONF_STR, offsetof(struct registrar_conf, pres_default_policy),
+	{"pres_default_policy", SK_CONF_ENUM, offsetof(struct registrar_conf, pres_default_policy),
 	 "confirm",
 	 "Sub-handling for a watcher no pres-rule decides: confirm, allow, block or "
 	 "polite-block (RFC 5025 §3.2.1)",
-	 SK_CONF_RELOAD, 0, 0, 0, 0},
+	 SK_CONF_RELOAD, 0, 0, policies, 0},
 	{"im_expires", SK_CONF_DURATION, offsetof(struct registrar_conf, im_expires), "168h",
 	 "How long a MESSAGE stored for an offline user is kept", SK_CONF_RELOAD, 1000,
 	 31536000000LL, 0, 0},

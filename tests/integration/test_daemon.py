@@ -51,6 +51,8 @@ def test_check_config_names_file_line_and_reason():
         ("[registrar]\nhttp_listen = nowhere\n", r"bad\.ini:2: .*http_listen"),
         ("[cluster]\nlog_level = loud\n", r"bad\.ini:2: .*log_level"),
         ("[cluster]\nname = a\nname = b\n", r"bad\.ini:3: .*name"),
+        ("[registrar]\npres_default_policy = maybe\n", r"bad\.ini:2: .*pres_default_policy"),
+        ("[registrar]\nnotify_interval = soon\n", r"bad\.ini:2: .*notify_interval"),
     ]
     for text, want in cases:
         with open(bad, "w") as f:
