@@ -161,6 +161,19 @@ static int start_group(struct fork *f);
 static int next_target(struct fork *f);
 static int contact_branch(struct fork *f, const Skein__Sip__V1__Binding *b);
 
+static bool may_store(struct fork *f);
+static bool store_message(struct fork *f);
+
+/* A MESSAGE every binding failed to take for want of the device (timeout, no
+ * transport, 480 from it: a phone that lost its network while its binding lives
+ * on) is kept as for a user with no binding; a refusal by the device (4xx other
+ * than 408/480, 6xx) is passed on. */
+static bool undelivered(const struct fork *f)
+{
+	return f->bs.n > 0 && (f->best == 408 || f->best == 480 || !f->best ||
+			       (f->best == 503 && !f->best_msg));
+}
+
 static void branch_done(struct fork *f)
 {
 	if (f->pending)
@@ -168,6 +181,10 @@ static void branch_done(struct fork *f)
 	if (!f->final_sent && !f->canceled && f->best < 600 && f->next < f->bs.n &&
 	    start_group(f) > 0)
 		return;
+	if (!f->final_sent && undelivered(f) && may_store(f) && store_message(f)) {
+		fork_end(f);
+		return;
+	}
 	if (!f->final_sent) {
 		if (f->best_msg && f->best != 503) {
 			forward_resp(f, f->best, f->best_msg);

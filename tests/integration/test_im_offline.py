@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import baresiplib  # noqa: E402
 import sipplib  # noqa: E402
 from preslib import UA  # noqa: E402
-from sipcluster import DOMAIN, Cluster  # noqa: E402
-from skeinlib import run, wait_for  # noqa: E402
+from sipcluster import DOMAIN, Cluster, digest_register  # noqa: E402
+from skeinlib import free_port, run, wait_for  # noqa: E402
 
 USERS = (("imalice", "imalice-pw"), ("imbob", "imbob-pw"), ("imcarol", "imcarol-pw"))
 PW = dict(USERS)
@@ -117,8 +117,29 @@ def test_offline_message_stored_then_delivered_in_order():
     assert im_list(c, carol) == [], im_list(c, carol)
 
 
+def test_stale_binding_message_stored():
+    """A binding whose device is gone (a UDP port nobody listens on: the branch times
+    out or fails to send) keeps the MESSAGE as if there were no binding: 202, in the
+    store, delivered at the next registration (the other test shows delivery)."""
+    c = Cluster(1, users=USERS, edge_extra={"auth_algorithms": "md5"})
+    dead = free_port()
+    r, _ = digest_register(c.sip[0], "imcarol", PW["imcarol"],
+                           f"<sip:imcarol@127.0.0.1:{dead}>", alg="MD5")
+    assert r is not None and r.status == 200, r
+    alice = UA("imalice", PW["imalice"], c.sip[0])
+    try:
+        r = alice.request("MESSAGE", f"sip:imcarol@{DOMAIN}", body="while-you-were-away",
+                          ctype="text/plain", timeout=15)
+        # Timer F with t1 = 100ms: 6.4 s at most before the store answers
+        assert r is not None and r.status == 202, r
+    finally:
+        alice.close()
+    rows = im_list(c, f"imcarol@{DOMAIN}")
+    assert len(rows) == 1 and "while-you-were-away" in row_text(rows[0]), rows
+
+
 if __name__ == "__main__":
     if not baresiplib.available():
         print("baresip not installed: skipped")
         sys.exit(0)
-    run([test_offline_message_stored_then_delivered_in_order])
+    run([test_offline_message_stored_then_delivered_in_order, test_stale_binding_message_stored])
