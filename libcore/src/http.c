@@ -1164,6 +1164,40 @@ static void http_destroy(void *data)
 	SSL_CTX_free(h->tls); /* connections hold their own reference (SSL_new) */
 }
 
+int sk_http_reload_tls(struct sk_http *h, const char *cert, const char *key)
+{
+	SSL_CTX *ctx;
+
+	if (!h || !h->tls || h->closing || !cert || !cert[0] || !key || !key[0])
+		return SK_EINVAL;
+	ctx = sk_tls_server_ctx(cert, key, "https"); /* logs the file at fault */
+	if (!ctx)
+		return SK_ECONFIG;
+	/* Live connections keep the context they were made from (SSL_new took a
+	 * reference); new handshakes get this one. */
+	SSL_CTX_free(h->tls);
+	h->tls = ctx;
+	return 0;
+}
+
+int sk_http_req_peer(const struct sk_http_req *req, char *ip, size_t size)
+{
+	const struct conn *c = req ? req->priv : NULL;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss), err;
+
+	if (!c || !c->tcp || !ip || !size)
+		return SK_EINVAL;
+	err = uv_tcp_getpeername(c->tcp, (struct sockaddr *)&ss, &len);
+	if (!err)
+		err = ss.ss_family == AF_INET6
+			      ? uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, size)
+			      : uv_ip4_name((const struct sockaddr_in *)&ss, ip, size);
+	if (err)
+		ip[0] = '\0';
+	return err;
+}
+
 int sk_http_alloc(struct sk_http **hp, uv_loop_t *loop, const char *addr,
 		  sk_http_handler_cb *handler, void *arg)
 {

@@ -129,6 +129,8 @@ static int start(struct sk_daemon *d, void *arg)
 			.tls_key = conf.tls_key,
 			.on_change = pres_xcap_changed,
 			.change_arg = r,
+			.metrics = sk_daemon_metrics(d),
+			.metrics_prefix = sk_daemon_metrics_prefix(d),
 		};
 
 		err = xcap_server_alloc(&r->xcap, sk_daemon_loop(d), sk_daemon_redis(d), r->cluster,
@@ -150,6 +152,16 @@ static void stop(struct sk_daemon *d, void *arg)
 	r->xcap = sk_deref(r->xcap);
 }
 
+/* SIGHUP: the XCAP HTTPS certificate and key are read again (docs/xcap.md); a bad
+ * file keeps the current ones (logged). */
+static void reload(struct sk_daemon *d, void *arg)
+{
+	struct registrar *r = arg;
+
+	(void)d;
+	(void)xcap_server_reload(r->xcap);
+}
+
 int main(int argc, char **argv)
 {
 	const struct sk_daemon_ops ops = {
@@ -161,6 +173,7 @@ int main(int argc, char **argv)
 		.arg = &reg,
 		.start = start,
 		.stop = stop,
+		.reload = reload,
 	};
 
 	return sk_daemon_main(&ops, argc, argv);

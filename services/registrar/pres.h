@@ -108,6 +108,11 @@ struct pres_pkg_ops {
 	 * NULL: "active". cb fires once (0 returned) or not at all. */
 	int (*authorize)(struct registrar *r, const Skein__Sip__V1__Subscription *s,
 			 pres_auth_cb *cb, void *arg);
+	/* The Content-Type header value of the body just built for s, when it has
+	 * parameters (multipart/related: type, start, boundary); *ctype refcounted.
+	 * NULL or an error: ctype above. */
+	int (*ctype_of)(struct registrar *r, void *state, const Skein__Sip__V1__Subscription *s,
+			char **ctype);
 };
 const struct pres_pkg_ops *pres_pkg_ops(enum pres_pkg p);
 extern const struct pres_pkg_ops pres_ops_presence, pres_ops_winfo, pres_ops_mwi, pres_ops_reg;

@@ -14,7 +14,6 @@
 #include "skein/sk_redis.h"
 #include "reg.h"
 #include "pres_int.h"
-#include "pres_rls.h"
 
 SK_LOG_MODULE("pres");
 
@@ -282,7 +281,7 @@ static void send_now(struct send *sd, uint32_t cseq, uint32_t version)
 			err = 0; /* the final NOTIFY goes anyway */
 		/* a multipart/related body has its own parameters (RFC 2387: type, start;
 		 * a new boundary each time) */
-		if (body && ops == &pres_ops_rls && pres_rls_ctype_of(rd->r, rd->state, s, &ctype))
+		if (body && ops->ctype_of && ops->ctype_of(rd->r, rd->state, s, &ctype))
 			ctype = NULL;
 	}
 	sk_buf_init(&b);

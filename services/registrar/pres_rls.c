@@ -564,6 +564,7 @@ const struct pres_pkg_ops pres_ops_rls = {
     .fetch = rls_fetch,
     .body = rls_body,
     .authorize = rls_authorize,
+    .ctype_of = pres_rls_ctype_of,
 };
 
 /* ---- pres_rls_lookup ---- */

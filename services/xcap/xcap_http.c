@@ -1,6 +1,7 @@
-/* xcap_http: the XCAP request handler and server: URI, digest auth against Redis,
- * document operation, conditional requests, the server-wide uniqueness of
- * rls-services service URIs (xcap_rls.h) and the compare-and-set write. */
+/* xcap_http: the XCAP request handler and server: URI, digest auth against Redis
+ * (with the edge's nonce-count replay check and auth-failure log line), document
+ * operation, conditional requests, the server-wide uniqueness of rls-services service
+ * URIs (xcap_rls.h), the compare-and-set write, metrics and the TLS reload. */
 #include <hiredis/hiredis.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/sip_header.h>
@@ -13,9 +14,11 @@
 #include "skein/sk_http.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
+#include "skein/sk_metrics.h"
 #include "skein/sk_redis.h"
 #include "digest.h"
 #include "regdata.h"
+#include "xcap_authlog.h"
 #include "xcap_doc.h"
 #include "xcap_http.h"
 #include "xcap_rls.h"
@@ -29,7 +32,29 @@ enum {
 	 * retry means another write won, so this bounds the writers at once, not time. */
 	CAS_TRIES = 32,
 	NONCE_MAX_AGE_S = 300,
+	IP_SIZE = 64,
 };
+
+/* KEYS: cred hash, nonce-count key. ARGV: HA1 field, nc, ttl seconds. Returns
+ * {ha1 or "", 1 fresh nc | 0 replayed}. The edge's script (services/edge/core_auth.c)
+ * with the same key <c>:{aor}:nc:<nonce> (docs/data-model.md), so a nonce-count used
+ * at an edge or another XCAP server is not good here either. RFC 7616 §3.4: nc
+ * must grow for each request with one nonce; a repeated or smaller one is a replay.
+ * The nc is recorded before the response is checked (one round trip): a wrong
+ * response burns an nc, which only makes the client re-authenticate. */
+static const char LUA_AUTHINFO[] =
+	"local ha1 = redis.call('HGET', KEYS[1], ARGV[1])\n"
+	"if not ha1 then return {'', 0} end\n"
+	"local nc = tonumber(ARGV[2])\n"
+	"local last = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+	"if nc <= last then return {ha1, 0} end\n"
+	"redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])\n"
+	"return {ha1, 1}\n";
+
+/* Label values of xcap_requests_total{method}: bounded, whatever clients send. */
+static const char *const methods[] = {"GET", "PUT", "DELETE", "HEAD", "other"};
+enum { NMETHODS = sizeof(methods) / sizeof(methods[0]) };
+static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
 
 struct xcap_server {
 	uv_loop_t *loop;
@@ -41,6 +66,12 @@ struct xcap_server {
 	size_t secret_len;
 	bool secret_ok, closing;
 	uint32_t max_age;
+	struct sk_redis_script *authinfo;
+	char *tls_cert, *tls_key; /* kept for xcap_server_reload() */
+	struct {
+		struct sk_counter *req[NMETHODS], *resp[4], *auth_fail;
+		struct sk_histogram *latency;
+	} m; /* all NULL without a registry: every use checks */
 	/* xcap_server_opts.on_change: told of every document written or deleted (the
 	 * presence agent re-reads pres-rules, rls-services ...). */
 	void (*on_change)(void *arg, const char *xui, const char *auid, const char *doc);
@@ -61,6 +92,8 @@ struct xreq {
 	char *if_match, *if_none_match, *ctype;
 	char *body;
 	size_t body_len;
+	char ip[IP_SIZE]; /* the client's address, for the auth-failure line */
+	uint64_t t0;      /* uv_hrtime() at arrival, for xcap_request_seconds */
 	struct edge_digest_creds creds;
 	unsigned tries;
 	char etag[XCAP_ETAG_SIZE]; /* of the document read ("" when none) */
@@ -77,6 +110,26 @@ static void xreq_destroy(void *data)
 	sk_deref(x->ctype);
 	sk_deref(x->body);
 	sk_deref(x->srv);
+}
+
+/* ---- metrics ---- */
+
+static void count_response(struct xcap_server *s, int status, uint64_t t0)
+{
+	int c = status / 100 - 2;
+
+	if (c >= 0 && c < 4 && s->m.resp[c])
+		sk_counter_inc(s->m.resp[c]);
+	if (s->m.latency)
+		sk_histogram_observe(s->m.latency, (double)(uv_hrtime() - t0) / 1e9);
+}
+
+/* One stable line per failure (xcap_authlog.h) and the counter. */
+static void auth_failed(struct xreq *x, enum edge_digest_status why)
+{
+	if (x->srv->m.auth_fail)
+		sk_counter_inc(x->srv->m.auth_fail);
+	xcap_authlog_failure(x->ip, x->creds.username, x->realm, edge_digest_status_name(why));
 }
 
 /* ---- answers ---- */
@@ -100,7 +153,8 @@ static void reply(struct xreq *x, int status, const char *ctype, struct sk_buf *
 		sk_buf_printf(&resp.body, "%d\n", status);
 		resp.content_type = NULL;
 	}
-	(void)sk_http_respond(x->pending, &resp);
+	if (!sk_http_respond(x->pending, &resp)) /* not when the client has gone */
+		count_response(x->srv, status, x->t0);
 	sk_deref(x);
 }
 
@@ -335,35 +389,45 @@ static void do_read(struct xreq *x)
 
 /* ---- authentication ---- */
 
-static void on_ha1(int err, struct redisReply *r, void *arg)
+static void on_authinfo(int err, struct redisReply *r, void *arg)
 {
 	struct xreq *x = arg;
 	struct edge_digest_result res;
 	const redisReply *h;
 	char who[EDGE_DIGEST_USER_SIZE + REGDATA_AOR_MAX + 2], aor[REGDATA_AOR_MAX];
 	const char *why;
+	bool fresh;
 	size_t tlen;
 
-	if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 1) {
+	if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 		reply_status(x, 503);
 		return;
 	}
 	h = r->element[0];
-	if (h->type != REDIS_REPLY_STRING) {
-		SK_INFO("xcap auth failed for %s@%s: unknown-user", x->creds.username, x->realm);
+	fresh = r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1;
+	if (h->type != REDIS_REPLY_STRING || !h->len) {
+		auth_failed(x, EDGE_DIGEST_UNKNOWN_USER);
 		challenge(x, false);
 		return;
 	}
 	/* digest-uri must be the request-target (RFC 7616 §3.4.6). */
 	tlen = strlen(x->target);
 	if (strlen(x->creds.uri) != tlen || memcmp(x->creds.uri, x->target, tlen)) {
+		auth_failed(x, EDGE_DIGEST_URI_MISMATCH);
 		reply_status(x, 400);
 		return;
 	}
 	if (edge_digest_verify(&x->creds, x->method, NULL, h->str, x->creds.alg, &res) ||
 	    res.status != EDGE_DIGEST_OK) {
-		SK_INFO("xcap auth failed for %s@%s: %s", x->creds.username, x->realm,
-			edge_digest_status_name(res.status));
+		auth_failed(x, res.status == EDGE_DIGEST_OK ? EDGE_DIGEST_MALFORMED : res.status);
+		challenge(x, false);
+		return;
+	}
+	if (!fresh) {
+		/* A captured request sent again, or a client that reuses an nc: no
+		 * service, and stale=false, the nonce itself is still good (RFC 7616
+		 * §3.4; the edge answers the same). */
+		auth_failed(x, EDGE_DIGEST_REPLAY);
 		challenge(x, false);
 		return;
 	}
@@ -378,7 +442,9 @@ static void on_ha1(int err, struct redisReply *r, void *arg)
 
 static void authenticate(struct xreq *x)
 {
-	char key[512], who[EDGE_DIGEST_USER_SIZE + REGDATA_AOR_MAX + 2], aor[REGDATA_AOR_MAX];
+	char key[2][512], who[EDGE_DIGEST_USER_SIZE + REGDATA_AOR_MAX + 2], aor[REGDATA_AOR_MAX];
+	char nc[16], ttl[16];
+	const char *argv[5];
 	struct edge_digest_result res;
 	sip_authorization_t *au = NULL;
 	const char *why;
@@ -399,7 +465,15 @@ static void authenticate(struct xreq *x)
 		return;
 	}
 	if (res.status != EDGE_DIGEST_OK) {
+		auth_failed(x, res.status);
 		reply_status(x, 400);
+		return;
+	}
+	if (!x->creds.qop) {
+		/* The RFC 2069 form has no nonce-count, hence no replay protection; the
+		 * challenge offers qop=auth (RFC 7616 §3.3), as the edge requires it. */
+		auth_failed(x, EDGE_DIGEST_UNSUPPORTED);
+		challenge(x, false);
 		return;
 	}
 	switch (edge_digest_nonce_check(x->srv->secret, x->srv->secret_len, x->realm,
@@ -410,17 +484,29 @@ static void authenticate(struct xreq *x)
 		challenge(x, true);
 		return;
 	default:
+		auth_failed(x, EDGE_DIGEST_BAD_NONCE);
 		challenge(x, false);
 		return;
 	}
 	snprintf(who, sizeof(who), "%s@%s", x->creds.username, x->realm);
 	if (regdata_aor_norm(aor, sizeof(aor), who, &why) ||
-	    regdata_key_cred(key, sizeof(key), x->srv->store.cluster, aor)) {
+	    regdata_key_cred(key[0], sizeof(key[0]), x->srv->store.cluster, aor) ||
+	    sk_redis_key(key[1], sizeof(key[1]), x->srv->store.cluster, aor, "nc") ||
+	    strlen(key[1]) + strlen(x->creds.nonce) + 2 > sizeof(key[1])) {
+		auth_failed(x, EDGE_DIGEST_UNKNOWN_USER);
 		challenge(x, false);
 		return;
 	}
-	if (sk_redis_cmdf(x->srv->redis, on_ha1, x, "HMGET %s %s", key,
-			  x->creds.alg == EDGE_DIGEST_SHA256 ? "ha1_sha256" : "ha1_md5"))
+	strcat(key[1], ":");
+	strcat(key[1], x->creds.nonce);
+	snprintf(nc, sizeof(nc), "%u", x->creds.nc);
+	snprintf(ttl, sizeof(ttl), "%u", x->srv->max_age + 60);
+	argv[0] = key[0];
+	argv[1] = key[1];
+	argv[2] = x->creds.alg == EDGE_DIGEST_SHA256 ? "ha1_sha256" : "ha1_md5";
+	argv[3] = nc;
+	argv[4] = ttl;
+	if (sk_redis_eval(x->srv->authinfo, on_authinfo, x, 2, 5, argv, NULL))
 		reply_status(x, 503);
 }
 
@@ -493,6 +579,15 @@ static int handler(const struct sk_http_req *req, struct sk_http_resp *resp, voi
 	if (!x)
 		return SK_ENOMEM;
 	x->srv = sk_ref(s);
+	x->t0 = uv_hrtime();
+	for (size_t i = 0; i < NMETHODS; i++) {
+		if (i == NMETHODS - 1 || !strcmp(req->method, methods[i])) {
+			if (s->m.req[i])
+				sk_counter_inc(s->m.req[i]);
+			break;
+		}
+	}
+	(void)sk_http_req_peer(req, x->ip, sizeof(x->ip));
 	err = xcap_uri_parse(&x->u, s->root, req->path, req->query);
 	if (err) {
 		resp->status = err == SK_ENOENT ? 404 : 400;
@@ -555,6 +650,7 @@ static int handler(const struct sk_http_req *req, struct sk_http_resp *resp, voi
 	with_secret(x); /* takes x's reference */
 	return 0;
 done:
+	count_response(s, err ? 500 : resp->status, x->t0);
 	sk_deref(x);
 	if (!err && resp->status >= 400 && !resp->body.len)
 		sk_buf_printf(&resp->body, "%d\n", resp->status);
@@ -569,6 +665,53 @@ static void server_destroy(void *data)
 
 	sk_deref(s->http);
 	sk_deref(s->https);
+	sk_deref(s->tls_cert);
+	sk_deref(s->tls_key);
+}
+
+static struct sk_counter *counter(struct sk_metrics *m, const char *prefix, const char *what,
+				  const char *help, const char *label, const char *value)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "%s_%s", prefix, what);
+	return sk_metrics_counter(m, name, help, label, value);
+}
+
+/* docs/xcap.md "Metrics". One label per family (sk_metrics.h). */
+static int metrics_init(struct xcap_server *s, struct sk_metrics *m, const char *prefix)
+{
+	static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+					0.05,	0.1,   0.25,   0.5,   1,    2.5};
+	static const char req_help[] = "XCAP requests received, by method";
+	static const char resp_help[] = "XCAP responses sent, by status class";
+	char name[128];
+
+	if (!m)
+		return 0;
+	prefix = prefix && prefix[0] ? prefix : "skein_xcap";
+	for (size_t i = 0; i < NMETHODS; i++) {
+		s->m.req[i] = counter(m, prefix, "xcap_requests_total", req_help, "method",
+				      methods[i]);
+		if (!s->m.req[i])
+			return SK_ENOMEM;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		s->m.resp[i] = counter(m, prefix, "xcap_responses_total", resp_help, "class",
+				       classes[i]);
+		if (!s->m.resp[i])
+			return SK_ENOMEM;
+	}
+	s->m.auth_fail = counter(m, prefix, "xcap_auth_failures_total",
+				 "Failed XCAP digest authentications (each also logged as an "
+				 "auth-failure line)",
+				 NULL, NULL);
+	snprintf(name, sizeof(name), "%s_xcap_request_seconds", prefix);
+	s->m.latency = sk_metrics_histogram(m, name,
+					    "XCAP request handling time, request received to "
+					    "response given",
+					    bounds, sizeof(bounds) / sizeof(bounds[0]));
+	return s->m.auth_fail && s->m.latency ? 0 : SK_ENOMEM;
 }
 
 int xcap_server_alloc(struct xcap_server **sp, uv_loop_t *loop, struct sk_redis *redis,
@@ -608,11 +751,20 @@ int xcap_server_alloc(struct xcap_server **sp, uv_loop_t *loop, struct sk_redis 
 		s->secret_ok = true;
 	}
 	err = xcap_store_init(&s->store, redis, cluster);
+	if (!err)
+		err = metrics_init(s, o->metrics, o->metrics_prefix);
+	if (!err)
+		err = sk_redis_script_add(redis, &s->authinfo, LUA_AUTHINFO);
 	if (!err && plain)
 		err = sk_http_alloc_opts(&s->http, loop, o->http_listen, &ho, handler, s);
 	if (!err && tls) {
 		ho.tls_cert = o->tls_cert;
 		ho.tls_key = o->tls_key;
+		s->tls_cert = sk_strdup(o->tls_cert);
+		s->tls_key = sk_strdup(o->tls_key);
+		err = s->tls_cert && s->tls_key ? 0 : SK_ENOMEM;
+	}
+	if (!err && tls) {
 		err = sk_http_alloc_opts(&s->https, loop, o->https_listen, &ho, handler, s);
 	}
 	if (err)
@@ -635,6 +787,24 @@ void xcap_server_close(struct xcap_server *s)
 	s->closing = true;
 	sk_http_close(s->http);
 	sk_http_close(s->https);
+}
+
+int xcap_server_reload(struct xcap_server *s)
+{
+	int err;
+
+	if (!s || !s->https || s->closing)
+		return 0;
+	err = sk_http_reload_tls(s->https, s->tls_cert, s->tls_key);
+	if (err) {
+		/* sk_tls has logged the file at fault and why. */
+		SK_ERROR("XCAP HTTPS: reload of %s / %s failed, keeping the current certificate "
+			 "and key",
+			 s->tls_cert, s->tls_key);
+		return err;
+	}
+	SK_NOTICE("XCAP HTTPS: reloaded certificate %s and its key %s", s->tls_cert, s->tls_key);
+	return 0;
 }
 
 const char *xcap_server_http_addr(const struct xcap_server *s)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+struct sk_metrics;
 struct sk_redis;
 struct xcap_server;
 
@@ -30,6 +31,11 @@ struct xcap_server_opts {
 	 * ("user@domain"), the AUID and the document name; NULL: nobody. */
 	void (*on_change)(void *arg, const char *xui, const char *auid, const char *doc);
 	void *change_arg;
+	/* Where the XCAP metrics go (docs/xcap.md "Metrics"): families named
+	 * <metrics_prefix>_xcap_..., e.g. skein_registrar_xcap_requests_total; NULL: no
+	 * metrics. Borrowed: the registry must outlive the server. */
+	struct sk_metrics *metrics;
+	const char *metrics_prefix; /* NULL: "skein_xcap" */
 };
 
 /* Starts listening. redis is borrowed (it must outlive the server), cluster is
@@ -40,6 +46,10 @@ int xcap_server_alloc(struct xcap_server **sp, uv_loop_t *loop, struct sk_redis 
 /* Stops listening; requests waiting on Redis are dropped with their connections.
  * Release with sk_deref afterwards. */
 void xcap_server_close(struct xcap_server *s);
+/* SIGHUP: re-read the HTTPS certificate and key from the files given at start. New
+ * handshakes get the new ones; on an error (logged naming the file) the current ones
+ * stay and SK_ECONFIG is returned. 0 when there is no HTTPS listener. */
+int xcap_server_reload(struct xcap_server *s);
 /* The addresses bound ("" when off), e.g. to learn the port of ":0". */
 const char *xcap_server_http_addr(const struct xcap_server *s);
 const char *xcap_server_https_addr(const struct xcap_server *s);

@@ -5,16 +5,30 @@ another user's document gets 403, no credentials 401; a document written through
 registrar is read through the other (the documents live in Redis). rls-services
 service URIs are unique across every user's documents (RFC 4826 §4.4.3): another
 owner's list URI, or a user's address, gets 409 <uniqueness-failure> with an
-<alt-value>."""
+<alt-value>.
+
+What an operator expects of every listener: metrics on the registrar's /metrics
+(requests by method, responses by class, auth failures, a latency histogram); the
+digest nonce-count replay check of the SIP edge (a repeated or smaller nc: 401
+stale=false); the edge's auth-failure log line, which the shipped fail2ban filter
+matches in the registrar's log; the HTTPS certificate and key re-read on SIGHUP (a
+broken key keeps the old pair)."""
+import hashlib
+import http.client as httpclient
 import os
 import re
+import signal
+import socket
+import ssl
 import subprocess
 import sys
+
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xml.etree.ElementTree as ET
 
-from skeinlib import Node, Redis, free_port, run, skeinctl, tmpdir, wait_for  # noqa: E402
+from skeinlib import (SRC, Node, Redis, free_port, http as http_get, metric, run,  # noqa: E402
+                      skeinctl, tmpdir, wait_for)
 
 DOMAIN = "xcap.test"
 USERS = {"alice": "alicepw", "bob": "bobpw"}
@@ -359,6 +373,237 @@ def test_xcap_rls_unique():
     assert c.redis.cmd("HGET", "t:{pres}:rls", f"bob@{DOMAIN}") is None
 
 
+# ---- raw requests with a Python-made Authorization (no curl retries in between) ----
+
+def raw(base, path, method="GET", headers=None, body=None, src="127.0.0.1"):
+    """(status, http.client message, body) of one request, sent from address src."""
+    hostport = base.split("://", 1)[1]
+    host, port = hostport.rsplit(":", 1)
+    conn = httpclient.HTTPConnection(host, int(port), timeout=10, source_address=(src, 0))
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.msg, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def md5_challenge(msg):
+    """(realm, nonce) of the MD5 challenge among the WWW-Authenticate headers."""
+    for ch in msg.get_all("WWW-Authenticate") or []:
+        if re.search(r"algorithm=\"?MD5\"?(,|$|\s)", ch):
+            realm = re.search(r'realm="([^"]*)"', ch).group(1)
+            nonce = re.search(r'nonce="([^"]*)"', ch).group(1)
+            return realm, nonce
+    raise AssertionError(msg.get_all("WWW-Authenticate"))
+
+
+def authorization(user, pw, realm, nonce, method, uri, nc, cnonce="0a4f113b"):
+    """An RFC 7616 qop=auth MD5 Authorization header value."""
+    h = lambda s: hashlib.md5(s.encode()).hexdigest()  # noqa: E731
+    ncs = f"{nc:08x}"
+    resp = h(f"{h(f'{user}:{realm}:{pw}')}:{nonce}:{ncs}:{cnonce}:auth:{h(f'{method}:{uri}')}")
+    return (f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+            f'response="{resp}", algorithm=MD5, qop=auth, nc={ncs}, cnonce="{cnonce}"')
+
+
+def scrape(node):
+    st, body = http_get(node.http["registrar"], "/metrics")
+    assert st == 200, st
+    return body
+
+
+def test_xcap_metrics():
+    """Requests, responses by class, auth failures and the latency histogram on the
+    registrar's own /metrics (its http_listen), moved by exactly what was sent."""
+    c = XcapCluster(n=1)
+    base, node = c.http[0], c.nodes[0]
+    P = "skein_registrar_xcap_"
+    series = [("requests_total", 'method="GET"'), ("requests_total", 'method="PUT"'),
+              ("requests_total", 'method="DELETE"'), ("requests_total", 'method="other"'),
+              ("responses_total", 'class="2xx"'), ("responses_total", 'class="3xx"'),
+              ("responses_total", 'class="4xx"'), ("responses_total", 'class="5xx"'),
+              ("auth_failures_total", None), ("request_seconds_count", None)]
+
+    def values():
+        text = scrape(node)
+        return {k: metric(text, P + k[0], k[1]) for k in series}, text
+
+    before, text = values()
+    for k, v in before.items():
+        assert v is not None, (k, text)
+    assert f"# TYPE {P}request_seconds histogram" in text, text
+    # 2 x xcap-caps: GET 2, 2xx 2
+    for _ in range(2):
+        assert curl(base, "/xcap/xcap-caps/global/index", digest=False)[0] == 200
+    # no credentials: GET 1, 4xx 1
+    assert curl(base, doc_path(), digest=False)[0] == 401
+    # PUT with curl --digest (the 401 round, then 201): PUT 2, 4xx 1, 2xx 1
+    assert curl(base, doc_path(), "PUT", data=DOC, ctype=RL)[0] == 201
+    # a wrong password (401, 401): GET 2, 4xx 2, one auth failure
+    assert curl(base, doc_path(), user="mallory")[0] == 401
+    # a conditional GET (401, 304): GET 2, 4xx 1, 3xx 1
+    et = curl(base, doc_path())[1]["etag"]  # GET 2, 4xx 1, 2xx 1
+    assert curl(base, doc_path(), headers=[f"If-None-Match: {et}"])[0] == 304
+    # an unknown AUID: GET 1, 4xx 1; an unknown method: other 1, 4xx 1
+    assert curl(base, "/xcap/nope/global/index", digest=False)[0] == 404
+    assert curl(base, "/xcap/xcap-caps/global/index", "PROPFIND", digest=False)[0] >= 400
+    want = {("requests_total", 'method="GET"'): 10, ("requests_total", 'method="PUT"'): 2,
+            ("requests_total", 'method="DELETE"'): 0, ("requests_total", 'method="other"'): 1,
+            ("responses_total", 'class="2xx"'): 4, ("responses_total", 'class="3xx"'): 1,
+            ("responses_total", 'class="4xx"'): 8, ("responses_total", 'class="5xx"'): 0,
+            ("auth_failures_total", None): 1, ("request_seconds_count", None): 13}
+    after, text = values()
+    got = {k: after[k] - before[k] for k in series}
+    assert got == want, (got, want)
+    assert metric(text, P + "request_seconds_bucket", 'le="+Inf"') == after[
+        ("request_seconds_count", None)], text
+
+
+def test_xcap_nonce_count_replay():
+    """The edge's replay check (services/edge/core_auth.c): the nonce-count of each
+    nonce in Redis at <c>:{aor}:nc:<nonce>; the same Authorization sent twice, or a
+    smaller nc, gets 401 stale=false and is not served; a larger nc is."""
+    c = XcapCluster(n=1)
+    base = c.http[0]
+    assert curl(base, doc_path(), "PUT", data=DOC, ctype=RL)[0] == 201
+    path = doc_path()
+    st, msg, _ = raw(base, path)
+    assert st == 401, st
+    realm, nonce = md5_challenge(msg)
+    auth1 = authorization("alice", USERS["alice"], realm, nonce, "GET", path, 1)
+    st, _, body = raw(base, path, headers={"Authorization": auth1})
+    assert st == 200 and body == DOC, (st, body)
+    assert c.redis.cmd("GET", f"t:{{alice@{DOMAIN}}}:nc:{nonce}") == b"1"
+    # the very same request again: refused, not served
+    st, msg, body = raw(base, path, headers={"Authorization": auth1})
+    assert st == 401 and DOC not in body, (st, body)
+    chs = msg.get_all("WWW-Authenticate")
+    assert chs and not any("stale=true" in ch.lower() for ch in chs), chs
+    # nc 3 with the same nonce: fine; then nc 2 (smaller): refused
+    st, _, _ = raw(base, path, headers={"Authorization": authorization(
+        "alice", USERS["alice"], realm, nonce, "GET", path, 3)})
+    assert st == 200, st
+    st, _, _ = raw(base, path, headers={"Authorization": authorization(
+        "alice", USERS["alice"], realm, nonce, "GET", path, 2)})
+    assert st == 401, st
+    # a replayed write is refused too (and changes nothing)
+    auth_put = authorization("alice", USERS["alice"], realm, nonce, "DELETE", path, 4)
+    assert raw(base, path, "DELETE", headers={"Authorization": auth_put})[0] == 200
+    assert curl(base, path, "PUT", data=DOC, ctype=RL)[0] == 201
+    assert raw(base, path, "DELETE", headers={"Authorization": auth_put})[0] == 401
+    assert curl(base, path)[0] == 200
+    assert re.search(r"auth-failure src=127\.0\.0\.1 user=\"alice\" realm=\"xcap\.test\" "
+                     r"reason=replay", c.nodes[0].log("registrar")), c.nodes[0].log("registrar")
+
+
+FILTER = os.path.join(SRC, "deploy/fail2ban/filter.d/skein-edge.conf")
+
+
+def test_xcap_auth_failure_log():
+    """A wrong password or an unknown user over XCAP logs the edge's auth-failure line
+    with the client's address, and deploy/fail2ban's filter (the real fail2ban-regex)
+    finds each, with that address, and nothing else; a user name carrying a fake line
+    cannot bring in another address."""
+    c = XcapCluster(n=1)
+    base = c.http[0]
+    path = doc_path()
+    st, msg, _ = raw(base, path)
+    realm, nonce = md5_challenge(msg)
+    want = {"127.0.0.7": 0, "127.0.0.8": 0}
+    for nc in (1, 2):  # wrong password from .7
+        st, _, _ = raw(base, path, src="127.0.0.7", headers={"Authorization": authorization(
+            "alice", "guess", realm, nonce, "GET", path, nc)})
+        assert st == 401, st
+        want["127.0.0.7"] += 1
+    st, _, _ = raw(base, path, src="127.0.0.8", headers={"Authorization": authorization(
+        "nobody", "x", realm, nonce, "GET", path, 1)})  # unknown user: 401 as well
+    assert st == 401, st
+    want["127.0.0.8"] += 1
+    evil = 'x\\" src=10.9.9.9 user=\\"y'
+    hv = authorization("alice", "guess", realm, nonce, "GET", path, 9).replace(
+        'username="alice"', f'username="{evil}"')
+    st, _, _ = raw(base, path, src="127.0.0.8", headers={"Authorization": hv})
+    want["127.0.0.8"] += st == 401
+    # a success logs nothing
+    assert curl(base, "/xcap/xcap-caps/global/index", digest=False)[0] == 200
+    log = c.nodes[0].procs["registrar"].daemon_log
+    text = c.nodes[0].log("registrar")
+    lines = re.findall(r"^.*auth-failure .*$", text, re.M)
+    assert len(lines) == sum(want.values()), (want, lines)
+    assert re.search(r'auth-failure src=127\.0\.0\.7 user="alice" realm="xcap\.test" '
+                     r"reason=bad-response$", text, re.M), lines
+    assert re.search(r'auth-failure src=127\.0\.0\.8 user="nobody" realm="xcap\.test" '
+                     r"reason=unknown-user$", text, re.M), lines
+    assert all(" auth " in ln for ln in lines), lines  # the edge's module name
+    assert not any('src=10.9.9.9 user="y' in ln for ln in lines), lines
+    r = subprocess.run(["fail2ban-regex", "--timezone", "UTC", "-o", "row", log, FILTER],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    counts = {}
+    for ip in re.findall(r"^\['([^']+)',\s*\d+", r.stdout, re.M):
+        counts[ip] = counts.get(ip, 0) + 1
+    assert counts == want, (counts, want, lines)
+
+
+def served_cert(base):
+    """DER of the certificate the HTTPS listener presents to a new handshake."""
+    host, port = base.split("://", 1)[1].rsplit(":", 1)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        with ctx.wrap_socket(s) as t:
+            return t.getpeercert(binary_form=True)
+
+
+def file_cert(path):
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def make_cert(cert, key, cn):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", f"/CN={cn}",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=30)
+
+
+def test_xcap_tls_reload():
+    """SIGHUP re-reads tls_cert and tls_key: the next handshake presents the new
+    certificate; a broken key file keeps the old pair (and the log names the file)."""
+    c = XcapCluster(n=1)
+    base, node = c.https[0], c.nodes[0]
+    old = file_cert(c.cert)
+    assert served_cert(base) == old
+    make_cert(c.cert, c.key, "renewed")
+    new = file_cert(c.cert)
+    assert new != old
+    assert served_cert(base) == old  # nothing before the signal
+    node.procs["registrar"].send_signal(signal.SIGHUP)
+    wait_for(lambda: served_cert(base) == new, 5, "the new certificate served")
+    CERT[0] = c.cert
+    st, _, _ = curl(base, doc_path(), "PUT", data=DOC, ctype=RL)  # verifies against it
+    assert st == 201, st
+    # a new certificate with a broken key: the old pair stays
+    make_cert(c.cert, c.key, "broken")
+    with open(c.key, "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    node.procs["registrar"].send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload of" in node.log("registrar"), 5, "the reload failure logged")
+    text = node.log("registrar")
+    assert re.search(r"key " + re.escape(c.key), text), text[-2000:]
+    for _ in range(3):
+        assert served_cert(base) == new
+    CERT[0] = os.path.join(c.tmp, "renewed.pem")
+    with open(CERT[0], "wb") as f:
+        f.write(ssl.DER_cert_to_PEM_cert(new).encode())
+    st, _, body = curl(base, doc_path())
+    assert st == 200 and body == DOC, (st, body)
+    assert node.procs["registrar"].poll() is None
+
+
 if __name__ == "__main__":
     run([test_xcap_http_and_https, test_xcap_any_node, test_xcap_concurrent_writers,
-         test_xcap_rls_unique])
+         test_xcap_rls_unique, test_xcap_metrics, test_xcap_nonce_count_replay,
+         test_xcap_auth_failure_log, test_xcap_tls_reload])

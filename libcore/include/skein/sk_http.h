@@ -80,6 +80,13 @@ int sk_http_alloc(struct sk_http **hp, uv_loop_t *loop, const char *addr,
  * certificate or key cannot be loaded (logged naming the file). */
 int sk_http_alloc_opts(struct sk_http **hp, uv_loop_t *loop, const char *addr,
 		       const struct sk_http_opts *o, sk_http_handler_cb *handler, void *arg);
+/* HTTPS: load the certificate and key again (e.g. on SIGHUP). New handshakes get
+ * them, connections already open keep theirs. On an error (logged naming the file)
+ * the current ones stay: SK_ECONFIG; SK_EINVAL when h is not an HTTPS server. */
+int sk_http_reload_tls(struct sk_http *h, const char *cert, const char *key);
+/* The client's address of a request as text ("192.0.2.7", "2001:db8::1"), for
+ * logs (only during the handler). Returns 0, or an error with ip set to "". */
+int sk_http_req_peer(const struct sk_http_req *req, char *ip, size_t size);
 /* The address actually bound, e.g. "127.0.0.1:41234". */
 const char *sk_http_addr(const struct sk_http *h);
 /* Stop listening and close every connection; the object is released when the
