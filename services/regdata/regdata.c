@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 #include "skein/sk_err.h"
@@ -173,6 +174,30 @@ int regdata_domain_norm(char *out, size_t size, const char *in, const char **why
 	err = host_norm(out, size, &pos, in, strlen(in), why);
 	out[err ? 0 : pos] = '\0';
 	return err;
+}
+
+int regdata_uri_aor(const char *uri, char *out, size_t size)
+{
+	char tmp[REGDATA_AOR_MAX];
+	const char *s = uri, *why;
+	size_t n;
+
+	if (*s == '<')
+		s++;
+	if (!strncasecmp(s, "sip:", 4))
+		s += 4;
+	else if (!strncasecmp(s, "sips:", 5))
+		s += 5;
+	else
+		return SK_EINVAL;
+	n = strcspn(s, ";?>");
+	if (!n || n >= sizeof(tmp))
+		return SK_EINVAL;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	if (!strchr(tmp, '@') || regdata_aor_norm(out, size, tmp, &why))
+		return SK_EINVAL;
+	return 0;
 }
 
 int regdata_aor_norm(char *out, size_t size, const char *in, const char **why)

@@ -43,6 +43,10 @@
 int regdata_aor_norm(char *out, size_t size, const char *in, const char **why);
 /* Same for a domain alone. */
 int regdata_domain_norm(char *out, size_t size, const char *in, const char **why);
+/* The AOR of a SIP URI: "sip:user@Domain;p" or "<sips:...>" -> "user@domain" (list
+ * URIs of rls-services documents, as the RLS index and the XCAP check both key them);
+ * SK_EINVAL for anything that is not a sip:/sips: URI with a user part. */
+int regdata_uri_aor(const char *uri, char *out, size_t size);
 
 /* Key builders ("<cluster>:{<owner>}:<what>"), SK_ERANGE when buf is too small. */
 int regdata_key_domains(char *buf, size_t size, const char *cluster);

@@ -39,30 +39,6 @@ enum { CID_SIZE = 160 };
 
 /* ---- small helpers ---- */
 
-int rls_uri_aor(const char *uri, char *out, size_t size)
-{
-	char tmp[RLS_AOR_SIZE];
-	const char *s = uri, *why;
-	size_t n;
-
-	if (*s == '<')
-		s++;
-	if (!strncasecmp(s, "sip:", 4))
-		s += 4;
-	else if (!strncasecmp(s, "sips:", 5))
-		s += 5;
-	else
-		return SK_EINVAL;
-	n = strcspn(s, ";?>");
-	if (!n || n >= sizeof(tmp))
-		return SK_EINVAL;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	if (!strchr(tmp, '@') || regdata_aor_norm(out, size, tmp, &why))
-		return SK_EINVAL;
-	return 0;
-}
-
 static const char *domain_of(const char *aor)
 {
 	const char *at = strrchr(aor, '@');
@@ -162,7 +138,7 @@ static void members_build(struct rls_list *l)
 		struct rls_member *m = &l->m[l->n];
 		bool dup = false;
 
-		if (rls_uri_aor(d->e[i].uri, m->aor, sizeof(m->aor))) {
+		if (regdata_uri_aor(d->e[i].uri, m->aor, sizeof(m->aor))) {
 			SK_DEBUG("list %s: member %s is not a SIP AOR, skipped", l->aor,
 				 d->e[i].uri);
 			continue;
@@ -200,7 +176,7 @@ static void on_rl_doc(int err, redisReply *rep, void *arg)
 		int e = rlsdoc_ref_parse(d->refs[i], &ref);
 
 		/* The XUI as the XCAP server takes it: sip:/sips: or a bare user@domain. */
-		if (!e && (rls_uri_aor(ref.xui, owner, sizeof(owner)) &&
+		if (!e && (regdata_uri_aor(ref.xui, owner, sizeof(owner)) &&
 			   regdata_aor_norm(owner, sizeof(owner), ref.xui, &why)))
 			e = SK_EINVAL;
 		if (!e && (strcmp(owner, l->owner) || strcmp(ref.doc, "index")))
@@ -224,7 +200,7 @@ static bool same_aor(const char *uri, void *arg)
 {
 	char aor[RLS_AOR_SIZE];
 
-	return !rls_uri_aor(uri, aor, sizeof(aor)) && !strcmp(aor, arg);
+	return !regdata_uri_aor(uri, aor, sizeof(aor)) && !strcmp(aor, arg);
 }
 
 static void on_rls_doc(int err, redisReply *rep, void *arg)

@@ -58,9 +58,6 @@ struct rls_list {
 typedef void(rls_list_cb)(int err, struct rls_list *l, void *arg);
 int rls_resolve(struct registrar *r, const char *aor, rls_list_cb *cb, void *arg);
 
-/* "sip:user@Domain;p" or "<sip:...>" -> "user@domain"; SK_EINVAL for anything that
- * is not a sip:/sips: URI with a user part. */
-int rls_uri_aor(const char *uri, char *out, size_t size);
 /* HGET of owner's XCAP document <auid>/index (xcap_store.h: field "d:<auid>/<doc>"). */
 int rls_xcap_doc(struct registrar *r, const char *owner, const char *auid,
 		 void (*cb)(int err, struct redisReply *rep, void *arg), void *arg);

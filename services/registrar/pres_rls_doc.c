@@ -467,7 +467,7 @@ static void on_owner_rls_doc(int err, redisReply *rep, void *arg)
 		char aor[RLS_AOR_SIZE];
 		bool dup = false;
 
-		if (rls_uri_aor(uris[i], aor, sizeof(aor))) {
+		if (regdata_uri_aor(uris[i], aor, sizeof(aor))) {
 			SK_NOTICE("rls-services of %s: service %s is not a SIP URI", x->owner,
 				  uris[i]);
 			continue;

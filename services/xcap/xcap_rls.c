@@ -18,32 +18,6 @@ SK_LOG_MODULE("xcap.rls");
 
 enum { KEY_SIZE = 600, AOR_SIZE = REGDATA_AOR_MAX };
 
-/* The same normalisation as the registrar's rls_uri_aor (pres_rls.c), so that what is
- * checked here is what the index holds. */
-int xcap_rls_uri_aor(const char *uri, char *out, size_t size)
-{
-	char tmp[AOR_SIZE];
-	const char *s = uri, *why;
-	size_t n;
-
-	if (*s == '<')
-		s++;
-	if (!strncasecmp(s, "sip:", 4))
-		s += 4;
-	else if (!strncasecmp(s, "sips:", 5))
-		s += 5;
-	else
-		return SK_EINVAL;
-	n = strcspn(s, ";?>");
-	if (!n || n >= sizeof(tmp))
-		return SK_EINVAL;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	if (!strchr(tmp, '@') || regdata_aor_norm(out, size, tmp, &why))
-		return SK_EINVAL;
-	return 0;
-}
-
 /* One check. names[2i] is service i's AOR, names[2i+1] the alternative offered if it
  * is taken ("" none); taken[] says which are another's list or a user. */
 struct check {
@@ -201,7 +175,7 @@ int xcap_rls_check(struct sk_redis *redis, const char *cluster, const char *owne
 	/* sip:/sips: only, as the registrar indexes them; the others keep their
 	 * reference in uris and are released with it. */
 	for (size_t i = 0; i < n; i++) {
-		if (xcap_rls_uri_aor(uris[i], k->names[2 * k->n], AOR_SIZE)) {
+		if (regdata_uri_aor(uris[i], k->names[2 * k->n], AOR_SIZE)) {
 			sk_deref(uris[i]);
 			continue;
 		}

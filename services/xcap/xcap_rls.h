@@ -31,8 +31,5 @@ typedef void(xcap_rls_cb)(int err, const struct xcap_conflict *c, void *arg);
 int xcap_rls_check(struct sk_redis *redis, const char *cluster, const char *owner, const char *doc,
 		   size_t len, xcap_rls_cb *cb, void *arg);
 
-/* "sip:user@Domain;p" or "<sips:...>" -> "user@domain" (as the registrar normalises
- * list URIs); SK_EINVAL for anything else. */
-int xcap_rls_uri_aor(const char *uri, char *out, size_t size);
 
 #endif
