@@ -168,6 +168,8 @@ static void start_drain(struct sk_daemon *d)
 
 /* ---- reload ---- */
 
+static void bus_listen_default(struct sk_daemon *d, struct sk_role_conf *rc);
+
 static void changed(const char *section, const struct sk_conf_key *k, bool applied, void *arg)
 {
 	(void)arg;
@@ -205,6 +207,9 @@ static void reload(struct sk_daemon *d)
 			sk_deref(c2.state_dir);
 			c2.state_dir = sk_strdup(abs);
 		}
+		/* bus_listen defaults to a path made at start: the same here, or every
+		 * SIGHUP would warn that it changed */
+		bus_listen_default(d, (struct sk_role_conf *)r2);
 		n = sk_conf_reload(d->secs, fresh, 2, changed, d);
 		apply_logging(&d->cluster);
 		if (d->ops->reload)
