@@ -19,6 +19,7 @@ from sipcluster import DOMAIN, Cluster, RawSip, digest_register, digest_request,
 
 FILTER = os.path.join(SRC, "deploy/fail2ban/filter.d/skein-edge.conf")
 JAIL = os.path.join(SRC, "deploy/fail2ban/jail.d/skein-edge.local")
+JAIL_XCAP = os.path.join(SRC, "deploy/fail2ban/jail.d/skein-xcap.local")
 SMUGGLED = "10.9.9.9"
 # The edge's own bans off: every failure must reach the edge and be logged.
 NO_BANS = {"trusted_networks": "", "auth_fail_source": "0", "auth_fail_user": "0",
@@ -152,10 +153,13 @@ def test_jail_loads():
             os.remove(os.path.join(conf, "jail.d", f))
         shutil.copy(FILTER, os.path.join(conf, "filter.d"))
         shutil.copy(JAIL, os.path.join(conf, "jail.d"))
+        shutil.copy(JAIL_XCAP, os.path.join(conf, "jail.d"))
         log = os.path.join(tmp, "edge.log")
         open(log, "w").close()
+        rlog = os.path.join(tmp, "registrar.log")
+        open(rlog, "w").close()
         with open(os.path.join(conf, "jail.d", "zz-test.local"), "w") as f:
-            f.write(f"[skein-edge]\nlogpath = {log}\n")
+            f.write(f"[skein-edge]\nlogpath = {log}\n[skein-xcap]\nlogpath = {rlog}\n")
         r = subprocess.run(["fail2ban-client", "-c", conf, "-d"], capture_output=True,
                            text=True, timeout=60)
         out = r.stdout + r.stderr
@@ -165,6 +169,10 @@ def test_jail_loads():
             assert re.search(rf"\['protocol', '{proto}'\]", out), (proto, out[-2000:])
         assert "'port', '5060,5061'" in out and "auth-failure src=<HOST>" in out, out[-2000:]
         assert "['set', 'skein-edge', 'logtimezone', 'UTC']" in out, out[-2000:]
+        # the XCAP jail: same filter on the registrar's log, HTTP(S) ports over TCP
+        assert "['add', 'skein-xcap'," in out, out[-2000:]
+        assert "['set', 'skein-xcap', 'logtimezone', 'UTC']" in out, out[-2000:]
+        assert "'port', '9380,443'" in out, out[-2000:]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
