@@ -220,6 +220,14 @@ static int handler(const struct sk_http_req *req, struct sk_http_resp *resp, voi
 		resp->content_type = "application/json";
 		sk_buf_printf(&resp->body, "%s %s ?%s x=%s len=%zu body=%s", req->method,
 			      req->path, req->query, x ? x : "(none)", req->body_len, req->body);
+	} else if (!strcmp(req->path, "/peer")) {
+		char ip[64], tiny[4];
+
+		/* the client's address; a buffer too small for it is an error, "" */
+		if (sk_http_req_peer(req, ip, sizeof(ip)))
+			snprintf(ip, sizeof(ip), "error");
+		sk_buf_printf(&resp->body, "peer=%s small=%d/%s", ip,
+			      sk_http_req_peer(req, tiny, sizeof(tiny)) != 0, tiny);
 	} else if (!strcmp(req->path, "/big")) {
 		for (int i = 0; i < 8 * 1024; i++)
 			sk_buf_printf(&resp->body, "%01023d\n", i);
@@ -438,6 +446,37 @@ static void test_server_basic(void **state)
 				       "Content-Length: 41\r\n"
 				       "Connection: close\r\n\r\n"
 				       "POST /echo ?a=b%20c x=yes len=4 body=ping");
+}
+
+static void cl_peer(struct job *j)
+{
+	exchange(j, 0, "GET /peer HTTP/1.1\r\nConnection: close\r\n\r\n");
+}
+
+/* sk_http_req_peer: the client's address for logs (XCAP's auth-failure lines). */
+static void test_server_peer(void **state)
+{
+	struct job j = {0};
+
+	(void)state;
+	run_server(&j, cl_peer);
+	assert_non_null(strstr(j.resp[0], "\r\n\r\npeer=127.0.0.1 small=1/"));
+}
+
+/* sk_http_reload_tls on a plain HTTP server: nothing to reload. */
+static void test_reload_tls_plain(void **state)
+{
+	uv_loop_t loop;
+	struct sk_http *h = NULL;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(sk_http_alloc(&h, &loop, "127.0.0.1:0", handler, NULL), 0);
+	assert_int_equal(sk_http_reload_tls(h, "/nonexistent.pem", "/nonexistent.key"), SK_EINVAL);
+	sk_http_close(h);
+	h = sk_deref(h);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void cl_keepalive(struct job *j)
@@ -731,6 +770,8 @@ int main(void)
 		SK_TEST(test_parse_limits),
 		SK_TEST(test_parse_malformed),
 		SK_TEST(test_server_basic),
+		SK_TEST(test_server_peer),
+		SK_TEST(test_reload_tls_plain),
 		SK_TEST(test_server_keepalive),
 		SK_TEST(test_server_errors),
 		SK_TEST(test_server_client_reset),
