@@ -12,7 +12,7 @@ with its own UA): a 2-node cluster, watchers on edge 2, publishers on edge 1.
   confirm      pres_default_policy confirm: carol watches alice with sipp -> a NOTIFY
                "pending" without a body; alice PUTs a pres-rules document over XCAP
                (curl, digest) allowing carol -> carol's next NOTIFY is "active" with the
-               PIDF.
+               PIDF; a rule that blocks her then ends it (terminated;reason=rejected).
 Every client authenticates (407, MD5); none acts for another user, so the trusted
 loopback source of the test clusters changes nothing here."""
 import os
@@ -136,6 +136,21 @@ def test_confirm():
         n = wait_for(active, 10, "carol's NOTIFY active after the rules changed")
         assert n.header("Content-Type").startswith(PIDF_CT), n.text
         assert pidf_tuples(n.body).get("desk") == "open", n.body
+        # and back: a rule that blocks carol ends her live subscription (RFC 5025
+        # §3.2.1 block; RFC 6665 §4.1.3 reason "rejected")
+        doc = pres_rules([("carol-no", [f"sip:carol@{DOMAIN}"], "block", False)])
+        st, _, body = xcap(c.xcap[1], f"/xcap/pres-rules/users/sip:alice@{DOMAIN}/index",
+                           "alice", PW["alice"], "PUT", doc, "application/auth-policy+xml")
+        assert st == 200, (st, body)
+
+        def ended():
+            for m in notifies(carol):
+                if m.header("Subscription-State").startswith("terminated"):
+                    return m
+            return None
+        n = wait_for(ended, 10, "carol's final NOTIFY after the block rule")
+        assert "reason=rejected" in n.header("Subscription-State"), n.text
+        assert not n.body.strip(), n.text
     finally:
         carol.stop()
 
