@@ -136,12 +136,6 @@
 	"return {now_ms(), redis.call('HGETALL', KEYS[1]),\n"                                      \
 	"        redis.call('HGET', KEYS[2], ARGV[1]), redis.call('HGET', KEYS[2], ARGV[2])}\n"
 
-/* KEYS = subs; returns {now, {id, rec, ...}} (winfo needs Redis' time for
- * "expiration"). */
-#define PRES_LUA_SUBS_FETCH                                                                        \
-	PRES_LUA_PB                                                                                \
-	"return {now_ms(), redis.call('HGETALL', KEYS[1])}\n"
-
 /* The lifetime of a PUBLISH (RFC 3903 §6 step 4; RFC 3261 §10.3 step 7 for the
  * shape): requested < 0 (no Expires) -> dflt; 0 -> 0 (removal); a non-zero one below
  * min -> 423 (*out = min, for Min-Expires); above max -> max. Returns 0 or 423. */
@@ -246,7 +240,6 @@ enum pres_script {
 	PRES_SCRIPT_PUBLISH,	/* check SIP-If-Match and replace, one publication */
 	PRES_SCRIPT_EXPIRE,	/* drop a presentity's expired publications */
 	PRES_SCRIPT_PRES_FETCH, /* publications + pres-rules + pidf-manipulation */
-	PRES_SCRIPT_SUBS_FETCH, /* a resource's subscriptions, with Redis' time */
 	PRES_SCRIPT_MAX_
 };
 /* NULL on ENOMEM. */

@@ -27,7 +27,6 @@ static const char *const lua_src[PRES_SCRIPT_MAX_] = {
     [PRES_SCRIPT_PUBLISH] = PRES_LUA_PUBLISH,
     [PRES_SCRIPT_EXPIRE] = PRES_LUA_EXPIRE,
     [PRES_SCRIPT_PRES_FETCH] = PRES_LUA_PRES_FETCH,
-    [PRES_SCRIPT_SUBS_FETCH] = PRES_LUA_SUBS_FETCH,
 };
 
 /* Registered with the client at start (sk_redis reloads them on every connect). */

@@ -2,7 +2,6 @@
  * presence and in what state (RFC 3858 documents, built by services/presence/winfo).
  * The state is the presentity's presence subscriptions as stored; the document is
  * always full (RFC 3857 §5.3.2 allows full state in every NOTIFY). */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "winfo.h"
 #include "reg.h"
 #include "pres.h"
+#include "pres_int.h"
 #include "pres_pub_int.h"
 
 SK_LOG_MODULE("winfo");
@@ -30,7 +30,7 @@ static void state_destroy(void *data)
 	struct winfo_state *st = data;
 
 	for (size_t i = 0; i < st->n; i++)
-		skein__sip__v1__subscription__free_unpacked(st->subs[i], NULL);
+		pres_sub_free(st->subs[i]);
 	free(st->subs);
 }
 
@@ -44,88 +44,57 @@ struct fetch_op {
  * subscriptions (stored under the list's AOR anyway, RFC 4662 §5). */
 static bool watched(const Skein__Sip__V1__Subscription *s, uint64_t now)
 {
-	return !strcmp(s->event, "presence") && !s->eventlist && s->expires_at_ms > now;
+	return !strcmp(s->event, "presence") && !s->eventlist && s->expires_at_ms > now &&
+	       s->id[0] && s->watcher[0];
 }
 
-static int collect(struct winfo_state *st, const redisReply *all)
-{
-	size_t n = all->elements / 2;
-
-	if (!n)
-		return 0;
-	st->subs = calloc(n, sizeof(*st->subs));
-	if (!st->subs)
-		return SK_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const redisReply *v = all->element[2 * i + 1];
-		Skein__Sip__V1__Subscription *s;
-
-		if (v->type != REDIS_REPLY_STRING)
-			continue;
-		s = skein__sip__v1__subscription__unpack(NULL, v->len, (const uint8_t *)v->str);
-		if (!s)
-			continue;
-		if (!watched(s, st->now) || !s->id[0] || !s->watcher[0]) {
-			skein__sip__v1__subscription__free_unpacked(s, NULL);
-			continue;
-		}
-		st->subs[st->n++] = s;
-	}
-	return 0;
-}
-
-static void on_fetch(int err, struct redisReply *reply, void *arg)
+/* The resource's subscriptions as the engine loads them (pres_subs_load): the
+ * presence watchers become the state, the others go. */
+static void on_subs(int err, uint64_t now, Skein__Sip__V1__Subscription **subs, size_t n,
+		    void *arg)
 {
 	struct fetch_op *o = arg;
 	struct winfo_state *st = NULL;
 
-	if (!err && (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-		     reply->element[0]->type != REDIS_REPLY_INTEGER ||
-		     reply->element[1]->type != REDIS_REPLY_ARRAY))
-		err = SK_EPROTO;
-	if (!err) {
-		st = sk_zalloc(sizeof(*st), state_destroy);
-		if (!st)
-			err = SK_ENOMEM;
-	}
+	if (!err && !(st = sk_zalloc(sizeof(*st), state_destroy)))
+		err = SK_ENOMEM;
 	if (!err) {
 		snprintf(st->resource, sizeof(st->resource), "sip:%s", o->aor);
-		st->now = (uint64_t)reply->element[0]->integer;
-		err = collect(st, reply->element[1]);
+		st->now = now;
+		st->subs = subs; /* kept in place: the array has room for all n */
+		subs = NULL;
+		for (size_t i = 0; i < n; i++) {
+			if (watched(st->subs[i], now))
+				st->subs[st->n++] = st->subs[i];
+			else
+				pres_sub_free(st->subs[i]);
+		}
 	}
-	if (err) {
-		if (err != SK_ECANCELED)
-			SK_WARN("watchers of %s: %s", o->aor, sk_strerror(err));
-		st = sk_deref(st);
-	}
+	for (size_t i = 0; subs && i < n; i++)
+		pres_sub_free(subs[i]);
+	free(subs);
+	if (err && err != SK_ECANCELED)
+		SK_WARN("watchers of %s: %s", o->aor, sk_strerror(err));
 	o->cb(err, st, o->arg); /* the callee owns the reference */
-	sk_deref(o);
+	free(o);
 }
 
 static int winfo_fetch(struct registrar *r, const char *aor, pres_fetch_cb *cb, void *arg)
 {
-	struct sk_redis_script *script = pres_script(r, PRES_SCRIPT_SUBS_FETCH);
-	char key[REGDATA_AOR_MAX + 160];
 	struct fetch_op *o;
 	int err;
 
-	if (!script)
-		return SK_ENOMEM;
 	if (!aor || !cb || strlen(aor) >= REGDATA_AOR_MAX)
 		return SK_EINVAL;
-	err = sk_redis_key(key, sizeof(key), r->cluster, aor, "subs");
-	if (err)
-		return err;
-	o = sk_zalloc(sizeof(*o), NULL);
+	o = malloc(sizeof(*o));
 	if (!o)
 		return SK_ENOMEM;
 	o->cb = cb;
 	o->arg = arg;
 	snprintf(o->aor, sizeof(o->aor), "%s", aor);
-	const char *av[] = {key};
-	err = sk_redis_eval(script, on_fetch, o, 1, 1, av, NULL);
+	err = pres_subs_load(r, aor, on_subs, o);
 	if (err)
-		sk_deref(o);
+		free(o);
 	return err;
 }
 

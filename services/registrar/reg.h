@@ -40,7 +40,7 @@ struct registrar {
 	struct pres_agent *pres;	    /* pres_uas.c, pres_sub.c, pres_notify.c */
 	struct pres_im *im;		    /* pres_im.c */
 	struct pres_rls *rls;		    /* pres_rls.c */
-	struct sk_redis_script *pub_script[4]; /* pres_publish.c (enum pres_script) */
+	struct sk_redis_script *pub_script[3]; /* pres_publish.c (enum pres_script) */
 	struct {
 		struct sk_counter *ok, *query, *replay, *rejected, *out_of_order, *error;
 		struct sk_counter *added, *refreshed, *removed;
