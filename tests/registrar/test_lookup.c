@@ -1,0 +1,229 @@
+/* regdata_lookup (TIME + HGETALL, no script) against a real redis-server: live
+ * bindings only, expires_in from Redis' clock, sorted like the script's reply, the
+ * same bindings as REGDATA_LUA_LOOKUP; malformed values skipped; bad replies
+ * refused; a down server reported. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+#include "sk_test.h"
+#include "skein/sk_err.h"
+#include "skein/sk_redis.h"
+#include "regdata.h"
+#include "regdata_lookup.h"
+
+#include "sk_test_redis.h"
+
+#define RT(f) cmocka_unit_test_setup_teardown(f, case_setup, leak_check)
+
+struct t {
+	uv_loop_t loop;
+	uv_timer_t guard;
+	bool expired;
+	struct sk_redis *r;
+	int ups;
+	int calls, err;
+	struct regdata_bindings bs;
+};
+
+#include "sk_test_loop.h"
+
+static void state_cb(bool up, void *arg)
+{
+	if (up)
+		((struct t *)arg)->ups++;
+}
+
+static void t_client(struct t *t)
+{
+	struct sk_redis_opts o = {0};
+
+	t_init(t);
+	o.addr = srv.addr;
+	o.timeout_ms = 1000;
+	assert_int_equal(sk_redis_alloc(&t->r, &t->loop, &o, state_cb, t), 0);
+	WAIT_UNTIL(t, t->ups == 1, 3000);
+}
+
+static void t_close(struct t *t)
+{
+	regdata_bindings_free(&t->bs);
+	sk_redis_close(t->r);
+	t->r = sk_deref(t->r);
+	t_done(t);
+}
+
+static long long srv_int(const char *fmt, const char *arg)
+{
+	redisReply *r = srv_cmd(fmt, arg);
+	long long v;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+static uint64_t redis_now_ms(void)
+{
+	redisReply *r = srv_cmd("TIME");
+	uint64_t ms = 0;
+
+	assert_non_null(r);
+	assert_int_equal(regdata_time_ms(r, &ms), 0);
+	freeReplyObject(r);
+	return ms;
+}
+
+/* A stored value as the registration script writes it: the packed Binding with
+ * expires_at_ms set (the script appends it as a varint; packing it is the same). */
+static void put(const char *aor, const char *contact, uint32_t q, uint64_t exp_ms,
+		uint64_t reg_ms)
+{
+	Skein__Sip__V1__Binding b = SKEIN__SIP__V1__BINDING__INIT;
+	uint8_t buf[512];
+	size_t n;
+	char key[256];
+	redisReply *r;
+
+	b.contact = (char *)contact;
+	b.q_milli = q;
+	b.expires_at_ms = exp_ms;
+	b.registered_ms = reg_ms;
+	n = skein__sip__v1__binding__pack(&b, buf);
+	snprintf(key, sizeof(key), "t:{%s}:reg", aor);
+	r = srv_cmd("HSET %s %s %b", key, contact, buf, n);
+	assert_non_null(r);
+	freeReplyObject(r);
+	/* the exp ZSET the script keeps beside it, for the comparison below */
+	snprintf(key, sizeof(key), "t:{%s}:exp", aor);
+	r = srv_cmd("ZADD %s %llu %s", key, (unsigned long long)exp_ms, contact);
+	assert_non_null(r);
+	freeReplyObject(r);
+}
+
+static void on_lookup(int err, void *arg)
+{
+	struct t *t = arg;
+
+	t->calls++;
+	t->err = err;
+}
+
+static void test_lookup_live_sorted(void **state)
+{
+	uint64_t now = redis_now_ms();
+	struct regdata_bindings ref;
+	struct t t;
+	redisReply *r;
+
+	(void)state;
+	freeReplyObject(srv_cmd("FLUSHALL"));
+	put("alice@example.com", "sip:a@192.0.2.1", 500, now + 60000, now - 5000);
+	put("alice@example.com", "sip:a@192.0.2.2", 1000, now + 3600000, now - 9000);
+	put("alice@example.com", "sip:a@192.0.2.3", 1000, now + 30500, now - 1000);
+	put("alice@example.com", "sip:a@192.0.2.4", 1000, now - 1000, now - 90000); /* expired */
+
+	t_client(&t);
+	assert_int_equal(regdata_lookup(t.r, "t", "alice@example.com", &t.bs, on_lookup, &t), 0);
+	WAIT_UNTIL(&t, t.calls == 1, 3000);
+	assert_int_equal(t.err, 0);
+	assert_int_equal(t.bs.n, 3);
+	/* q first, then the newest registration */
+	assert_string_equal(t.bs.b[0]->contact, "sip:a@192.0.2.3");
+	assert_string_equal(t.bs.b[1]->contact, "sip:a@192.0.2.2");
+	assert_string_equal(t.bs.b[2]->contact, "sip:a@192.0.2.1");
+	assert_in_range(t.bs.b[0]->expires_in, 30, 31);
+	assert_in_range(t.bs.b[1]->expires_in, 3599, 3600);
+	assert_in_range(t.bs.b[2]->expires_in, 59, 60);
+	/* Nothing written: the expired one stays for the registration script to purge. */
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 4);
+
+	/* The same bindings, in the same order, as the script gives. */
+	r = srv_cmd("EVAL %s 2 %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
+		    "t:{alice@example.com}:exp");
+	assert_non_null(r);
+	assert_int_equal(regdata_bindings_from_reply(&ref, r, NULL), 0);
+	freeReplyObject(r);
+	assert_int_equal(ref.n, t.bs.n);
+	for (size_t i = 0; i < ref.n; i++) {
+		assert_string_equal(ref.b[i]->contact, t.bs.b[i]->contact);
+		assert_int_equal(ref.b[i]->expires_in, t.bs.b[i]->expires_in);
+	}
+	regdata_bindings_free(&ref);
+	regdata_bindings_free(&t.bs);
+
+	/* An unknown AOR: no binding, no error. */
+	t.calls = 0;
+	assert_int_equal(regdata_lookup(t.r, "t", "nobody@example.com", &t.bs, on_lookup, &t), 0);
+	WAIT_UNTIL(&t, t.calls == 1, 3000);
+	assert_int_equal(t.err, 0);
+	assert_int_equal(t.bs.n, 0);
+	t_close(&t);
+}
+
+static void test_lookup_bad_input(void **state)
+{
+	struct regdata_bindings bs;
+	struct t t;
+	redisReply *r;
+	size_t skipped;
+	uint64_t ms;
+
+	(void)state;
+	freeReplyObject(srv_cmd("FLUSHALL"));
+	/* A value that is not a Binding, and one without expiry: skipped, counted. */
+	freeReplyObject(srv_cmd("HSET t:{bob@example.com}:reg x %b", "\xff\xff\xff", (size_t)3));
+	freeReplyObject(srv_cmd("HSET t:{bob@example.com}:reg y %b", "\x0a\x01z", (size_t)3));
+	r = srv_cmd("HGETALL t:{bob@example.com}:reg");
+	assert_non_null(r);
+	assert_int_equal(regdata_bindings_from_hash(&bs, r, 1000, &skipped), 0);
+	assert_int_equal(bs.n, 0);
+	assert_int_equal(skipped, 2);
+	regdata_bindings_free(&bs);
+	freeReplyObject(r);
+
+	/* Replies of the wrong shape. */
+	r = srv_cmd("PING");
+	assert_int_equal(regdata_bindings_from_hash(&bs, r, 1000, NULL), SK_EPROTO);
+	assert_int_equal(regdata_time_ms(r, &ms), SK_EPROTO);
+	freeReplyObject(r);
+	assert_int_equal(regdata_bindings_from_hash(&bs, NULL, 1000, NULL), SK_EPROTO);
+	assert_int_equal(regdata_bindings_from_hash(NULL, NULL, 1000, NULL), SK_EINVAL);
+
+	/* A key that cannot be built, bad arguments: refused, no callback. */
+	t_client(&t);
+	assert_int_equal(regdata_lookup(t.r, "t", "a{b}@example.com", &t.bs, on_lookup, &t),
+			 SK_EINVAL);
+	assert_int_equal(regdata_lookup(t.r, "t", "a@example.com", &t.bs, NULL, &t), SK_EINVAL);
+	/* The server gone: the error comes back through the callback or at once. */
+	srv_kill();
+	{
+		int rc = regdata_lookup(t.r, "t", "a@example.com", &t.bs, on_lookup, &t);
+
+		if (rc == 0) {
+			WAIT_UNTIL(&t, t.calls == 1, 5000);
+			assert_int_not_equal(t.err, 0);
+		} else {
+			assert_int_equal(t.calls, 0);
+		}
+	}
+	assert_int_equal(t.bs.n, 0);
+	t_close(&t);
+	assert_int_equal(srv_start(), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		RT(test_lookup_live_sorted),
+		RT(test_lookup_bad_input),
+	};
+
+	(void)srv_signal; /* sk_test_redis.h's and sk_test_loop.h's helpers not needed */
+	(void)t_run_for;
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
