@@ -223,6 +223,22 @@ static void test_set_get(void **state)
 	assert_int_equal(p.len, sizeof(bin));
 	assert_memory_equal(p.str, bin, sizeof(bin));
 
+	/* A command larger than the client's stack buffer (encoded on the heap). */
+	{
+		static char big[100000];
+		const char *lset[] = {"SET", "rt:big", big};
+		size_t llens[] = {3, 6, sizeof(big)};
+		const char *lget[] = {"STRLEN", "rt:big"};
+
+		for (size_t i = 0; i < sizeof(big); i++)
+			big[i] = (char)('a' + i % 26);
+		cmd_wait(&t, &p, 3, lset, llens);
+		assert_int_equal(p.err, 0);
+		cmd_wait(&t, &p, 2, lget, NULL);
+		assert_int_equal(p.type, REDIS_REPLY_INTEGER);
+		assert_int_equal(p.integer, sizeof(big));
+	}
+
 	/* printf style, %b for binary. */
 	memset(&p, 0, sizeof(p));
 	assert_int_equal(sk_redis_cmdf(t.r, rep_cb, &p, "SET rt:f %b", bin, sizeof(bin)), 0);
