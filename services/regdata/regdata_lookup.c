@@ -91,8 +91,13 @@ int regdata_bindings_from_hash(struct regdata_bindings *out, const void *reply,
 			skein__sip__v1__binding__free_unpacked(b, NULL);
 			continue;
 		}
-		/* seconds left rounded up, as the scripts' math.ceil */
-		b->expires_in = (uint32_t)((b->expires_at_ms - now_ms + 999) / 1000);
+		/* seconds left rounded up, as the scripts' math.ceil; an absurd expiry
+		 * (a value written by hand) must neither wrap nor truncate to 0 */
+		{
+			uint64_t d = b->expires_at_ms - now_ms, secs = d / 1000 + (d % 1000 != 0);
+
+			b->expires_in = secs > UINT32_MAX ? UINT32_MAX : (uint32_t)secs;
+		}
 		out->b[out->n++] = b;
 	}
 	if (out->n > 1)
