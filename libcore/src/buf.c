@@ -61,14 +61,48 @@ int sk_buf_puts(struct sk_buf *b, const char *s)
 	return sk_buf_append(b, s, strlen(s));
 }
 
+int sk_buf_reserve(struct sk_buf *b, size_t n)
+{
+	int err = grow(b, n);
+
+	if (!err && b->data)
+		b->data[b->len] = '\0';
+	return err;
+}
+
+/* Decimal digits written backwards from the end of a 20-byte scratch buffer (the
+ * longest uint64_t). */
+int sk_buf_putu(struct sk_buf *b, unsigned long long v)
+{
+	char d[20], *p = d + sizeof(d);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return sk_buf_append(b, p, (size_t)(d + sizeof(d) - p));
+}
+
+/* Prints straight into the free space first: measuring with vsnprintf(NULL, 0) and then
+ * printing ran the whole format twice for every call. Only a print that did not fit is
+ * redone after growing. */
 int sk_buf_vprintf(struct sk_buf *b, const char *fmt, va_list ap)
 {
+	size_t room = b->cap - b->len;
 	va_list aq;
 	int n, err;
 
+	if (b->err)
+		return b->err;
 	va_copy(aq, ap);
-	n = vsnprintf(NULL, 0, fmt, aq);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, aq);
 	va_end(aq);
+	if (n >= 0 && (size_t)n < room) {
+		b->len += (size_t)n;
+		return 0;
+	}
+	if (room)
+		b->data[b->len] = '\0'; /* a partial print is not part of the buffer */
 	if (n < 0)
 		return SK_EINVAL;
 	err = grow(b, (size_t)n);

@@ -514,8 +514,13 @@ static void dispatch(struct sk_bus *b, Skein__Bus__V1__Envelope *env)
 	struct sk_bus_handler *h;
 	char trace_hex[33];
 
-	for (size_t i = 0; i < env->trace_id.len && i < 16; i++)
-		snprintf(trace_hex + 2 * i, 3, "%02x", env->trace_id.data[i]);
+	/* A table, not snprintf("%02x") per byte: this runs for every bus message. */
+	static const char hexd[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < env->trace_id.len && i < 16; i++) {
+		trace_hex[2 * i] = hexd[env->trace_id.data[i] >> 4];
+		trace_hex[2 * i + 1] = hexd[env->trace_id.data[i] & 15];
+	}
 	trace_hex[2 * (env->trace_id.len < 16 ? env->trace_id.len : 16)] = '\0';
 	if (trace_hex[0])
 		sk_log_ctx_set("trace", trace_hex);

@@ -12,12 +12,12 @@
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
-#include <openssl/rand.h>
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/msg_types.h>
 #include <sofia-sip/url.h>
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
+#include "sipmsg.h"
 
 #define NONCE_TIME  8
 #define NONCE_RAND  8
@@ -31,17 +31,6 @@ static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 const char *edge_digest_alg_name(enum edge_digest_alg alg)
 {
 	return alg == EDGE_DIGEST_SHA256 ? "SHA-256" : "MD5";
-}
-
-static const EVP_MD *alg_md(enum edge_digest_alg alg)
-{
-	switch (alg) {
-	case EDGE_DIGEST_MD5:
-		return EVP_md5();
-	case EDGE_DIGEST_SHA256:
-		return EVP_sha256();
-	}
-	return NULL;
 }
 
 static size_t alg_hexlen(enum edge_digest_alg alg)
@@ -82,6 +71,16 @@ void edge_digest_result_set(struct edge_digest_result *r, enum edge_digest_statu
 	va_list ap;
 
 	r->status = s;
+	/* Most reasons are fixed text: no printf for those. */
+	if (!strchr(fmt, '%')) {
+		size_t n = strlen(fmt);
+
+		if (n >= sizeof(r->reason))
+			n = sizeof(r->reason) - 1;
+		memcpy(r->reason, fmt, n);
+		r->reason[n] = '\0';
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
 	va_end(ap);
@@ -117,30 +116,63 @@ static bool hex_lower(const char *s, size_t n, char *out)
 	return k == n && s[k] == '\0';
 }
 
+/* The digest of alg, fetched once. EVP_md5()/EVP_sha256() are legacy handles that
+ * OpenSSL 3 fetches from the provider again on every EVP_DigestInit_ex() (a third of
+ * hash_join()'s cost in the profile of docs/performance.md); a fetched EVP_MD is not.
+ * One thread (the daemon's loop), kept for the life of the process. */
+static EVP_MD *alg_md(enum edge_digest_alg alg)
+{
+	static EVP_MD *md[2];
+	static const char *const name[2] = {[EDGE_DIGEST_MD5] = "MD5",
+					    [EDGE_DIGEST_SHA256] = "SHA256"};
+
+	if ((unsigned)alg >= 2)
+		return NULL;
+	if (!md[alg])
+		md[alg] = EVP_MD_fetch(NULL, name[alg], NULL); /* NULL: MD5 in FIPS mode */
+	return md[alg];
+}
+
 /* H(parts[0] ":" parts[1] ":" ...) as hex into out. */
 static int hash_join(enum edge_digest_alg alg, const char *const *parts, size_t n, char *out)
 {
+	static EVP_MD_CTX *ctx; /* reused: one thread (see alg_md()) */
 	const EVP_MD *md = alg_md(alg);
-	EVP_MD_CTX *ctx;
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int dlen = 0;
+	char join[512];
+	size_t used = 0, top = 0;
 	int ok;
 
-	if (!md)
+	if (alg != EDGE_DIGEST_MD5 && alg != EDGE_DIGEST_SHA256)
 		return SK_EINVAL;
-	ctx = EVP_MD_CTX_new();
-	if (!ctx)
+	if (!md)
+		return SK_ENOTSUP;
+	if (!ctx && !(ctx = EVP_MD_CTX_new()))
 		return SK_ENOMEM;
 	ok = EVP_DigestInit_ex(ctx, md, NULL);
+	/* The parts joined in a stack buffer and hashed with one update (each
+	 * EVP_DigestUpdate() goes through the provider: ~180 instructions before any
+	 * hashing); a part that does not fit is hashed on its own. */
 	for (size_t k = 0; ok && k < n; k++) {
+		size_t l = strlen(parts[k]);
+
 		if (k)
-			ok = EVP_DigestUpdate(ctx, ":", 1);
-		if (ok)
-			ok = EVP_DigestUpdate(ctx, parts[k], strlen(parts[k]));
+			join[used++] = ':';
+		if (used + l < sizeof(join)) {
+			memcpy(join + used, parts[k], l);
+			used += l;
+			top = used > top ? used : top;
+			continue;
+		}
+		ok = EVP_DigestUpdate(ctx, join, used) && EVP_DigestUpdate(ctx, parts[k], l);
+		used = 0;
 	}
+	if (ok && used)
+		ok = EVP_DigestUpdate(ctx, join, used);
+	OPENSSL_cleanse(join, top); /* it held HA1, a password equivalent */
 	if (ok)
 		ok = EVP_DigestFinal_ex(ctx, d, &dlen);
-	EVP_MD_CTX_free(ctx);
 	if (!ok || dlen * 2 != alg_hexlen(alg))
 		return SK_ENOTSUP;
 	hex(d, dlen, out);
@@ -162,8 +194,10 @@ int edge_digest_ha1(enum edge_digest_alg alg, const char *user, const char *real
 /* HMAC-SHA256 keyed with the nonce secret. OpenSSL 3's one-shot HMAC() fetches the
  * algorithm and sets the key up (two SHA-256 blocks) on every call — 7 % of the
  * edge's time per REGISTER in the profile of docs/performance.md. The keyed context
- * is made once per secret and copied for each MAC. One thread (the daemon's loop);
- * the last secret stays cached for the life of the process. */
+ * is made once per secret; each MAC re-initialises it with a NULL key, which starts
+ * again from the keyed inner state (RFC 2104 §4, EVP_MAC_init(3)) without copying
+ * the whole context as EVP_MAC_CTX_dup() did. One thread (the daemon's loop); the
+ * last secret stays cached for the life of the process. */
 static int hmac_sha256(const void *secret, size_t secret_len, const unsigned char *in,
 		       size_t n, unsigned char md[32])
 {
@@ -171,7 +205,6 @@ static int hmac_sha256(const void *secret, size_t secret_len, const unsigned cha
 	static EVP_MAC_CTX *keyed;
 	static unsigned char key[256];
 	static size_t key_len;
-	EVP_MAC_CTX *c;
 	size_t out = 0;
 	int ok;
 
@@ -194,10 +227,10 @@ static int hmac_sha256(const void *secret, size_t secret_len, const unsigned cha
 		}
 		memcpy(key, secret, secret_len);
 		key_len = secret_len;
+	} else if (!EVP_MAC_init(keyed, NULL, 0, NULL)) {
+		return SK_ENOTSUP;
 	}
-	c = EVP_MAC_CTX_dup(keyed);
-	ok = c && EVP_MAC_update(c, in, n) && EVP_MAC_final(c, md, &out, 32) && out == 32;
-	EVP_MAC_CTX_free(c);
+	ok = EVP_MAC_update(keyed, in, n) && EVP_MAC_final(keyed, md, &out, 32) && out == 32;
 	return ok ? 0 : SK_ENOTSUP;
 }
 
@@ -251,11 +284,19 @@ static void b64url_encode(const unsigned char *p, size_t n, char *out)
 	out[o] = '\0';
 }
 
+/* The index of ch in b64url[], or -1 (arithmetic: strchr() per character was a tenth
+ * of edge_digest_nonce_check()). */
 static int b64url_val(char ch)
 {
-	const char *q = ch ? strchr(b64url, ch) : NULL;
+	unsigned char c = (unsigned char)ch;
 
-	return q ? (int)(q - b64url) : -1;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
 /* Decodes exactly NONCE_CHARS characters into NONCE_BYTES; false on any other length,
@@ -296,7 +337,9 @@ int edge_digest_nonce_new(const void *secret, size_t secret_len, const char *rea
 		return SK_EMSGSIZE;
 	for (int k = 0; k < NONCE_TIME; k++)
 		raw[k] = (unsigned char)(now >> (8 * (NONCE_TIME - 1 - k)));
-	if (RAND_bytes(raw + NONCE_TIME, NONCE_RAND) != 1)
+	/* The kernel's CSPRNG through the edge's pool: RAND_bytes() cost more than the
+	 * MAC (its DRBG locks and reseed checks, per call). */
+	if (edge_random_bytes(raw + NONCE_TIME, NONCE_RAND))
 		return SK_EAGAIN;
 	rc = nonce_mac(secret, secret_len, realm, raw, raw + NONCE_TIME + NONCE_RAND);
 	if (rc)
@@ -351,12 +394,22 @@ int edge_digest_challenge(struct sk_buf *b, bool proxy, unsigned algs, const cha
 	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 		if (!(algs & (1u << order[k])))
 			continue;
-		sk_buf_printf(b, "%s: Digest realm=\"%s\", nonce=\"%s\"",
-			      proxy ? "Proxy-Authenticate" : "WWW-Authenticate", realm, nonce);
-		if (opaque)
-			sk_buf_printf(b, ", opaque=\"%s\"", opaque);
-		sk_buf_printf(b, ", algorithm=%s, qop=\"auth\"%s\r\n",
-			      edge_digest_alg_name(order[k]), stale ? ", stale=true" : "");
+		/* Appends, not printf: one challenge per first REGISTER or INVITE. */
+		sk_buf_puts(b, proxy ? "Proxy-Authenticate: Digest realm=\""
+				     : "WWW-Authenticate: Digest realm=\"");
+		sk_buf_puts(b, realm);
+		SK_BUF_LIT(b, "\", nonce=\"");
+		sk_buf_puts(b, nonce);
+		if (opaque) {
+			SK_BUF_LIT(b, "\", opaque=\"");
+			sk_buf_puts(b, opaque);
+		}
+		SK_BUF_LIT(b, "\", algorithm=");
+		sk_buf_puts(b, edge_digest_alg_name(order[k]));
+		SK_BUF_LIT(b, ", qop=\"auth\"");
+		if (stale)
+			SK_BUF_LIT(b, ", stale=true");
+		SK_BUF_LIT(b, "\r\n");
 	}
 	return b->err;
 }
@@ -439,6 +492,41 @@ static const char *param(msg_param_t const *params, const char *name, bool *dup)
 	return found;
 }
 
+/* Every field of params in one pass: v[f] gets the value of names[f] as param() would
+ * give it, and the return value is the first field (in names[] order) that appears
+ * more than once, or F_N. param() per field walked the list 12 times with strncasecmp
+ * (a tenth of the edge's instructions per authenticated REGISTER). */
+static int fields(msg_param_t const *params, const char *v[F_N])
+{
+	static const unsigned char len[F_N] = {
+	    [F_USERNAME] = 8, [F_REALM] = 5,  [F_NONCE] = 5,	 [F_URI] = 3,
+	    [F_RESPONSE] = 8, [F_ALGORITHM] = 9, [F_CNONCE] = 6, [F_OPAQUE] = 6,
+	    [F_QOP] = 3,      [F_NC] = 2,	 [F_USERNAME_STAR] = 9, [F_USERHASH] = 8,
+	};
+	bool dup[F_N] = {false};
+
+	for (int f = 0; f < F_N; f++)
+		v[f] = NULL;
+	for (size_t k = 0; params && params[k]; k++) {
+		const char *p = params[k];
+		size_t n = strcspn(p, "=");
+
+		for (int f = 0; f < F_N; f++) {
+			if (n != len[f] || strncasecmp(p, names[f], n) != 0)
+				continue;
+			if (v[f])
+				dup[f] = true;
+			else
+				v[f] = p[n] == '=' ? p + n + 1 : "";
+			break;
+		}
+	}
+	for (int f = 0; f < F_N; f++)
+		if (dup[f])
+			return f;
+	return F_N;
+}
+
 static int bad(struct edge_digest_result *r, enum edge_digest_status s, const char *what,
 	       const char *name)
 {
@@ -476,9 +564,10 @@ int edge_digest_creds_get(struct edge_digest_creds *c, const msg_auth_t *au, con
 		return 0;
 	}
 
-	for (int f = 0; f < F_N; f++) {
-		v[f] = param(au->au_params, names[f], &dup);
-		if (dup)
+	{
+		int f = fields(au->au_params, v);
+
+		if (f != F_N)
 			return bad(r, EDGE_DIGEST_MALFORMED, "duplicate", names[f]);
 	}
 	if (v[F_USERNAME_STAR])

@@ -1,9 +1,11 @@
 /* digest: the SIP edge's HTTP digest authentication (RFC 3261 §22, RFC 7616, RFC 8760):
  * HA1s for provisioning, stateless nonces, challenges, credentials and the response check.
  *
- * The module is loop-free and Redis-free and allocates nothing of its own: every output
- * goes into a caller's struct or buffer. Thread-safe. The caller does the rest of the
- * exchange:
+ * The module is loop-free and Redis-free: every output goes into a caller's struct or
+ * buffer. Not thread-safe: for speed it keeps, for the life of the process, the keyed
+ * nonce MAC context, the fetched digests and a digest context, and it draws nonce
+ * randomness from edge_random_bytes() (sipmsg.h); use it from one thread (the
+ * daemon's loop). The caller does the rest of the exchange:
  *
  *   1. no credentials for our realm -> edge_digest_nonce_new() + edge_digest_challenge(),
  *      answer 401 (WWW-Authenticate) or 407 (Proxy-Authenticate);

@@ -7,12 +7,198 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sofia-sip/su_alloc.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/url.h>
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
+
+/* Encoded lines side by side in a fixed buffer, taken by the headers they belong to
+ * in one allocation (su_alloc() is not cheap either). over marks a line that did not
+ * fit: it is dropped and left to msg_prepare(). */
+#define LINES_MAX 5
+struct line {
+	char b[2048];
+	size_t n, start;
+	bool over;
+	unsigned count;
+	struct {
+		msg_common_t *h;
+		size_t off, len;
+	} done[LINES_MAX];
+};
+
+static void line_begin(struct line *l)
+{
+	l->start = l->n;
+	l->over = false;
+}
+
+static void line_end(struct line *l, msg_common_t *h)
+{
+	if (l->over || l->count == LINES_MAX) {
+		l->n = l->start;
+		return;
+	}
+	l->done[l->count].h = h;
+	l->done[l->count].off = l->start;
+	l->done[l->count].len = l->n - l->start;
+	l->count++;
+}
+
+static void line_put(struct line *l, const char *s)
+{
+	size_t k = strlen(s);
+
+	if (k >= sizeof(l->b) - l->n) {
+		l->over = true;
+		return;
+	}
+	memcpy(l->b + l->n, s, k);
+	l->n += k;
+}
+
+static void line_putu(struct line *l, unsigned long v)
+{
+	char d[24], *p = d + sizeof(d);
+
+	*--p = '\0';
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	line_put(l, p);
+}
+
+/* u exactly as sofia-sip's URL_PRINT_FORMAT / URL_PRINT_ARGS print it (url.h). */
+static void line_url(struct line *l, const url_t *u)
+{
+	line_put(l, u->url_scheme ? u->url_scheme : "");
+	if (u->url_type != url_any && u->url_scheme && u->url_scheme[0])
+		line_put(l, ":");
+	if (u->url_root && (u->url_host || u->url_user))
+		line_put(l, "//");
+	if (u->url_user) {
+		line_put(l, u->url_user);
+		if (u->url_password) {
+			line_put(l, ":");
+			line_put(l, u->url_password);
+		}
+		if (u->url_host)
+			line_put(l, "@");
+	}
+	if (u->url_host) {
+		line_put(l, u->url_host);
+		if (u->url_port) {
+			line_put(l, ":");
+			line_put(l, u->url_port);
+		}
+	}
+	if (u->url_root && u->url_path)
+		line_put(l, "/");
+	line_put(l, u->url_path ? u->url_path : "");
+	if (u->url_params) {
+		line_put(l, ";");
+		line_put(l, u->url_params);
+	}
+	if (u->url_headers) {
+		line_put(l, "?");
+		line_put(l, u->url_headers);
+	}
+	if (u->url_fragment) {
+		line_put(l, "#");
+		line_put(l, u->url_fragment);
+	}
+}
+
+/* Gives each header its line as its encoding (h_data), as msg_prepare() would after
+ * printing it: msg_prepare() then takes it as it is. */
+static void line_commit(msg_t *msg, const struct line *l)
+{
+	char *t;
+
+	if (!l->count || !(t = su_alloc(msg_home(msg), l->n)))
+		return; /* msg_prepare() encodes them */
+	memcpy(t, l->b, l->n);
+	for (unsigned k = 0; k < l->count; k++) {
+		l->done[k].h->h_data = t + l->done[k].off;
+		l->done[k].h->h_len = l->done[k].len;
+	}
+}
+
+/* msg_prepare() encodes every header that has no text, and the edge parses without
+ * keeping the received text (h_data), so that is every header of every message it
+ * forwards. The start line (sip_request_e(): an snprintf() of 21 arguments;
+ * sip_status_e()) and the numeric headers (CSeq, Max-Forwards, Content-Length: an
+ * snprintf() each) cost the most: they are encoded here, to the same bytes, without
+ * printf. */
+static void preencode(msg_t *msg, sip_t *sip)
+{
+	sip_request_t *rq = sip->sip_request;
+	sip_status_t *st = sip->sip_status;
+	sip_cseq_t *cs = sip->sip_cseq;
+	sip_max_forwards_t *mf = sip->sip_max_forwards;
+	sip_content_length_t *cl = sip->sip_content_length;
+	bool full = !(sip->sip_flags & MSG_FLG_COMPACT); /* long header names */
+	struct line l;
+
+	l.n = 0;
+	l.count = 0;
+
+	if (rq && !rq->rq_common->h_data && rq->rq_method_name && rq->rq_version) {
+		/* "%s " URL_FORMAT_STRING " %s" CRLF */
+		line_begin(&l);
+		line_put(&l, rq->rq_method_name);
+		line_put(&l, " ");
+		line_url(&l, rq->rq_url);
+		line_put(&l, " ");
+		line_put(&l, rq->rq_version);
+		line_put(&l, "\r\n");
+		line_end(&l, rq->rq_common);
+	}
+	if (st && !st->st_common->h_data && st->st_version && st->st_phrase) {
+		/* "%s %03u %s" CRLF, with 000 for a code outside 100..999 */
+		unsigned code = st->st_status >= 100 && st->st_status <= 999
+				    ? (unsigned)st->st_status : 0;
+
+		line_begin(&l);
+		line_put(&l, st->st_version);
+		line_put(&l, code ? " " : " 000");
+		if (code)
+			line_putu(&l, code);
+		line_put(&l, " ");
+		line_put(&l, st->st_phrase);
+		line_put(&l, "\r\n");
+		line_end(&l, st->st_common);
+	}
+	/* msg_numeric_e(): "%lu", refused above 32 bits (then msg_prepare() fails) */
+	if (full && mf && !mf->mf_common->h_data && mf->mf_count <= 0xffffffffUL) {
+		line_begin(&l);
+		line_put(&l, "Max-Forwards: ");
+		line_putu(&l, mf->mf_count);
+		line_put(&l, "\r\n");
+		line_end(&l, mf->mf_common);
+	}
+	if (full && cl && !cl->l_common->h_data) {
+		line_begin(&l);
+		line_put(&l, "Content-Length: ");
+		line_putu(&l, cl->l_length);
+		line_put(&l, "\r\n");
+		line_end(&l, cl->l_common);
+	}
+	if (full && cs && !cs->cs_common->h_data && cs->cs_method_name) {
+		line_begin(&l);
+		line_put(&l, "CSeq: ");
+		line_putu(&l, cs->cs_seq);
+		line_put(&l, " ");
+		line_put(&l, cs->cs_method_name);
+		line_put(&l, "\r\n");
+		line_end(&l, cs->cs_common);
+	}
+	line_commit(msg, &l);
+}
 
 int edge_msg_print(msg_t *msg, struct sk_buf *out)
 {
@@ -24,7 +210,10 @@ int edge_msg_print(msg_t *msg, struct sk_buf *out)
 		return SK_EINVAL;
 	/* msg_serialize() links headers added or changed since parsing into the
 	 * fragment chain, msg_prepare() encodes those that have no raw text. */
-	if (msg_serialize(msg, (msg_pub_t *)sip_object(msg)) < 0 || msg_prepare(msg) < 0)
+	if (msg_serialize(msg, (msg_pub_t *)sip_object(msg)) < 0)
+		return SK_EBADMSG;
+	preencode(msg, sip_object(msg));
+	if (msg_prepare(msg) < 0)
 		return SK_EBADMSG;
 	n = msg_iovec(msg, iov, 16);
 	if (n > 16) {
@@ -35,6 +224,14 @@ int edge_msg_print(msg_t *msg, struct sk_buf *out)
 	}
 	if (n < 0)
 		rc = SK_EBADMSG;
+	if (!rc) {
+		/* one allocation for the whole message, not one per doubling */
+		size_t total = 0;
+
+		for (isize_t i = 0; i < n; i++)
+			total += v[i].mv_len;
+		rc = sk_buf_reserve(out, total);
+	}
 	for (isize_t i = 0; !rc && i < n; i++)
 		rc = sk_buf_append(out, v[i].mv_base, v[i].mv_len);
 	if (v != iov)
@@ -44,10 +241,11 @@ int edge_msg_print(msg_t *msg, struct sk_buf *out)
 
 /* Random bytes from a buffer refilled by getrandom(2): one system call per 4 KiB,
  * which keeps a branch per request cheap. Single-threaded (the daemon's loop). */
-static void random_bytes(uint8_t *out, size_t n)
+int edge_random_bytes(void *dst, size_t n)
 {
 	static uint8_t pool[4096];
 	static size_t left;
+	uint8_t *out = dst;
 
 	while (n) {
 		size_t k;
@@ -59,7 +257,7 @@ static void random_bytes(uint8_t *out, size_t n)
 			 * initialised; 4096 may be short on a signal: take what came. */
 			left = got > 0 ? (size_t)got : 0;
 			if (!left)
-				abort();
+				return SK_EAGAIN;
 		}
 		k = n < left ? n : left;
 		memcpy(out, pool + sizeof(pool) - left, k);
@@ -68,6 +266,13 @@ static void random_bytes(uint8_t *out, size_t n)
 		out += k;
 		n -= k;
 	}
+	return 0;
+}
+
+static void random_bytes(uint8_t *out, size_t n)
+{
+	if (edge_random_bytes(out, n))
+		abort();
 }
 
 void edge_branch_new(char out[EDGE_BRANCH_SIZE])
@@ -185,6 +390,11 @@ const char *edge_reason(int status)
 	return "Unknown";
 }
 
+/* Bytes reserved up front for a response's start line and copied headers (a
+ * REGISTER's 401 with its two challenges is about 700): one allocation, not 256,
+ * 512, 1024. extra and the body come on top. */
+#define RESPONSE_RESERVE 768
+
 /* One header as "Name: value\r\n" (sofia re-encodes it from the parsed form, which
  * carries the received/rport added to a Via). */
 static int put_header(struct sk_buf *out, const void *h, const char *tag)
@@ -205,13 +415,27 @@ static int put_header(struct sk_buf *out, const void *h, const char *tag)
 		rc = SK_EBADMSG;
 	} else if (tag) {
 		sk_buf_append(out, b, (size_t)n - 2); /* before the CRLF */
-		rc = sk_buf_printf(out, ";tag=%s\r\n", tag);
+		SK_BUF_LIT(out, ";tag=");
+		sk_buf_puts(out, tag);
+		rc = SK_BUF_LIT(out, "\r\n");
 	} else {
 		rc = sk_buf_append(out, b, (size_t)n);
 	}
 	if (b != stack)
 		free(b);
 	return rc;
+}
+
+/* CSeq as sip_cseq_e() prints it ("%u %s"), without its snprintf(). */
+static int put_cseq(struct sk_buf *out, const sip_cseq_t *cs)
+{
+	if (!cs->cs_method_name)
+		return put_header(out, cs, NULL);
+	SK_BUF_LIT(out, "CSeq: ");
+	sk_buf_putu(out, cs->cs_seq);
+	SK_BUF_LIT(out, " ");
+	sk_buf_puts(out, cs->cs_method_name);
+	return SK_BUF_LIT(out, "\r\n");
 }
 
 int edge_response_build(struct sk_buf *out, msg_t *req, int status, const char *reason,
@@ -230,7 +454,14 @@ int edge_response_build(struct sk_buf *out, msg_t *req, int status, const char *
 	if (status == 100 || sip->sip_to->a_tag)
 		to_tag = NULL;
 
-	sk_buf_printf(out, "SIP/2.0 %d %s\r\n", status, reason ? reason : edge_reason(status));
+	/* Appends, not printf: a response is built for every request (the printf family
+	 * was most of this function's cost). One allocation for the usual size. */
+	sk_buf_reserve(out, RESPONSE_RESERVE + body_len + (extra ? strlen(extra) : 0));
+	SK_BUF_LIT(out, "SIP/2.0 ");
+	sk_buf_putu(out, (unsigned)status);
+	SK_BUF_LIT(out, " ");
+	sk_buf_puts(out, reason ? reason : edge_reason(status));
+	SK_BUF_LIT(out, "\r\n");
 	rc = 0;
 	for (const sip_via_t *v = sip->sip_via; v && !rc; v = v->v_next)
 		rc = put_header(out, v, NULL);
@@ -241,16 +472,24 @@ int edge_response_build(struct sk_buf *out, msg_t *req, int status, const char *
 	if (!rc)
 		rc = put_header(out, sip->sip_call_id, NULL);
 	if (!rc)
-		rc = put_header(out, sip->sip_cseq, NULL);
+		rc = put_cseq(out, sip->sip_cseq);
 	if (rc)
 		return rc;
 	if (extra)
 		sk_buf_puts(out, extra);
-	if (server)
-		sk_buf_printf(out, "Server: %s\r\n", server);
-	if (ctype && body_len)
-		sk_buf_printf(out, "Content-Type: %s\r\n", ctype);
-	sk_buf_printf(out, "Content-Length: %zu\r\n\r\n", body_len);
+	if (server) {
+		SK_BUF_LIT(out, "Server: ");
+		sk_buf_puts(out, server);
+		SK_BUF_LIT(out, "\r\n");
+	}
+	if (ctype && body_len) {
+		SK_BUF_LIT(out, "Content-Type: ");
+		sk_buf_puts(out, ctype);
+		SK_BUF_LIT(out, "\r\n");
+	}
+	SK_BUF_LIT(out, "Content-Length: ");
+	sk_buf_putu(out, body_len);
+	SK_BUF_LIT(out, "\r\n\r\n");
 	if (body_len)
 		sk_buf_append(out, body, body_len);
 	return out->err;
@@ -275,8 +514,12 @@ int edge_request_derive(struct sk_buf *out, msg_t *invite, const char *method, c
 	}
 	if (n <= 0)
 		rc = SK_EINVAL;
-	else
-		rc = sk_buf_printf(out, "%s %.*s SIP/2.0\r\n", method, (int)n, u);
+	else {
+		sk_buf_puts(out, method);
+		SK_BUF_LIT(out, " ");
+		sk_buf_append(out, u, (size_t)n);
+		rc = SK_BUF_LIT(out, " SIP/2.0\r\n");
+	}
 	if (u != stack)
 		free(u);
 	if (!rc)
@@ -291,8 +534,11 @@ int edge_request_derive(struct sk_buf *out, msg_t *invite, const char *method, c
 		rc = put_header(out, sip->sip_call_id, NULL);
 	if (rc)
 		return rc;
-	sk_buf_printf(out, "CSeq: %u %s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-		      sip->sip_cseq->cs_seq, method);
+	SK_BUF_LIT(out, "CSeq: ");
+	sk_buf_putu(out, sip->sip_cseq->cs_seq);
+	SK_BUF_LIT(out, " ");
+	sk_buf_puts(out, method);
+	sk_buf_puts(out, "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
 	return out->err;
 }
 

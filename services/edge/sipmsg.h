@@ -15,6 +15,10 @@ struct edge_rx;
  * after the caller's header edits (sofia msg_prepare/msg_serialize). 0 or SK_ENOMEM /
  * SK_EBADMSG. */
 int edge_msg_print(msg_t *msg, struct sk_buf *out);
+/* n bytes from the kernel's CSPRNG (getrandom(2)), drawn from a 4 KiB pool so that
+ * most calls make no system call. 0, or SK_EAGAIN when getrandom() fails. Not
+ * thread-safe: the daemon's loop thread only. */
+int edge_random_bytes(void *out, size_t n);
 /* "z9hG4bK" + 22 random base64url characters + NUL (§8.1.1.7 magic cookie). */
 #define EDGE_BRANCH_SIZE 32
 void edge_branch_new(char out[EDGE_BRANCH_SIZE]);

@@ -400,6 +400,45 @@ static void test_handcrafted(void **state)
 	}
 }
 
+/* The Request-URI and Contact URIs are read back from their print only when the
+ * print differs from the received text (sip_check.c uri_reprints()): both ways give
+ * the verdicts they gave when every URI was read back. */
+static void test_uri_reprint_paths(void **state)
+{
+	static const struct {
+		const char *ruri, *contact;
+		int status;
+		const char *why;
+	} uris[] = {
+	    {"sip:a@h/.x", NULL, 400, "ambiguous Request-URI"},
+	    {"sip:a@h.example.com;lr", NULL, 0, NULL},
+	    {"SIP:a@H.example.com", NULL, 0, NULL},
+	    {"sips:%61@h", NULL, 0, NULL},
+	    {"sip:e.example.com", "<sip:u@h/.x>", 400, "ambiguous Contact URI"},
+	    {"sip:e.example.com", "<sip:a@h>, <sip:b@h/.x>", 400, "ambiguous Contact URI"},
+	    {"sip:e.example.com", "sip:u@h/.x", 400, "ambiguous Contact URI"},
+	    {"sip:e.example.com", "\"<sip:x@y>\" <sip:u@h/.x>", 400, "ambiguous Contact URI"},
+	    {"sip:e.example.com", "<sip:u@h/.x;a=>", 400, "ambiguous Contact URI"},
+	    {"sip:e.example.com", "<sip:u@10.0.0.1:5060;transport=udp>;expires=60", 0, NULL},
+	    {"sip:e.example.com", "Bob <sip:u@h;x=%40127.0.0.1>", 0, NULL},
+	    {"sip:e.example.com", "<tel:+1-555->", 0, NULL},
+	    {"sip:e.example.com", "<SIP:u@h>", 0, NULL},
+	    {"sip:e.example.com", "*", 0, NULL},
+	};
+	char m[1024];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(uris) / sizeof(uris[0]); k++) {
+		snprintf(m, sizeof(m),
+			 "REGISTER %s SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+			 "From: <sip:a@e.example.com>;tag=1\r\nTo: <sip:a@e.example.com>\r\n"
+			 "Call-ID: x\r\nCSeq: 1 REGISTER\r\n%s%s%sContent-Length: 0\r\n\r\n",
+			 uris[k].ruri, uris[k].contact ? "Contact: " : "",
+			 uris[k].contact ? uris[k].contact : "", uris[k].contact ? "\r\n" : "");
+		expect(m, EDGE_UDP, MAX_SIZE, uris[k].status, uris[k].why);
+	}
+}
+
 static void test_keepalive_and_junk(void **state)
 {
 	struct edge_verdict v;
@@ -430,6 +469,7 @@ int main(int argc, char **argv)
 	    SK_TEST(test_truncated),
 	    SK_TEST(test_handcrafted),
 	    SK_TEST(test_keepalive_and_junk),
+	    SK_TEST(test_uri_reprint_paths),
 	};
 	DIR *d;
 

@@ -9,6 +9,7 @@
 #include "skein/sk_err.h"
 #include "sip_check.h"
 #include "sipmsg.h"
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 
@@ -180,6 +181,20 @@ static void test_reason(void **state)
 		assert_non_null(edge_reason(c));
 }
 
+static void test_random_bytes(void **state)
+{
+	unsigned char a[64], b[64], zero[64] = {0};
+
+	(void)state;
+	/* more than the pool holds, so that it is refilled on the way */
+	for (int k = 0; k < 100; k++)
+		assert_int_equal(edge_random_bytes(a, sizeof(a)), 0);
+	assert_int_equal(edge_random_bytes(b, sizeof(b)), 0);
+	assert_int_equal(edge_random_bytes(b, 0), 0);
+	assert_true(memcmp(a, zero, sizeof(a)) != 0);
+	assert_true(memcmp(a, b, sizeof(a)) != 0);
+}
+
 static void test_branch_tag(void **state)
 {
 	char a[EDGE_BRANCH_SIZE], b[EDGE_BRANCH_SIZE], t[EDGE_TAG_SIZE], u[EDGE_TAG_SIZE];
@@ -316,6 +331,183 @@ static void test_long_headers(void **state)
 	msg_destroy(req);
 }
 
+/* The response as the printf-based builder made it before it was turned into plain
+ * appends (start line, every header through msg_header_e(), then the fixed lines):
+ * the bytes on the wire must not change. */
+static void reference_response(struct sk_buf *b, msg_t *req, int status, const char *reason,
+			       const char *to_tag, const char *extra, const char *server,
+			       const char *ctype, const char *body)
+{
+	sip_t *sip = sip_object(req);
+	const msg_header_t *h[] = {(const msg_header_t *)sip->sip_from,
+				   (const msg_header_t *)sip->sip_to,
+				   (const msg_header_t *)sip->sip_call_id,
+				   (const msg_header_t *)sip->sip_cseq};
+	char line[2048];
+	issize_t n;
+
+	if (status == 100 || sip->sip_to->a_tag)
+		to_tag = NULL;
+	sk_buf_printf(b, "SIP/2.0 %d %s\r\n", status, reason ? reason : edge_reason(status));
+	for (const sip_via_t *v = sip->sip_via; v; v = v->v_next) {
+		n = msg_header_e(line, sizeof(line), (const msg_header_t *)v, 0);
+		sk_buf_append(b, line, (size_t)n);
+	}
+	for (size_t k = 0; k < 4; k++) {
+		n = msg_header_e(line, sizeof(line), h[k], 0);
+		if (k == 1 && to_tag)
+			sk_buf_printf(b, "%.*s;tag=%s\r\n", (int)n - 2, line, to_tag);
+		else
+			sk_buf_append(b, line, (size_t)n);
+	}
+	if (extra)
+		sk_buf_puts(b, extra);
+	if (server)
+		sk_buf_printf(b, "Server: %s\r\n", server);
+	if (ctype && body)
+		sk_buf_printf(b, "Content-Type: %s\r\n", ctype);
+	sk_buf_printf(b, "Content-Length: %zu\r\n\r\n%s", body ? strlen(body) : 0,
+		      body ? body : "");
+}
+
+static void test_response_bytes_unchanged(void **state)
+{
+	static const char *const reqs[] = {
+	    invite,
+	    "REGISTER sip:example.com SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr1;rport\r\n"
+	    "From: <sip:u@example.com>;tag=1\r\nTo: <sip:u@example.com>\r\n"
+	    "Call-ID: r1\r\nCSeq: 4294967295 REGISTER\r\nContent-Length: 0\r\n\r\n",
+	    /* an extension method with '+' and '`' (sip_check substitutes and restores them) */
+	    "FOO+B`R sip:example.com SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\n"
+	    "From: <sip:u@example.com>;tag=1\r\nTo: <sip:u@example.com>;tag=2\r\n"
+	    "Call-ID: x\r\nCSeq: 0 FOO+B`R\r\nContent-Length: 0\r\n\r\n",
+	};
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(reqs) / sizeof(reqs[0]); k++) {
+		msg_t *req = parse(reqs[k]);
+		struct sk_buf got, want;
+
+		add_received(req);
+		for (int round = 0; round < 3; round++) {
+			int status = round == 0 ? 401 : round == 1 ? 100 : 699;
+			const char *body = round == 2 ? "v=0\r\n" : NULL;
+
+			sk_buf_init(&got);
+			sk_buf_init(&want);
+			assert_int_equal(edge_response_build(&got, req, status,
+							     round == 2 ? "Odd" : NULL, "tg",
+							     round ? "X-A: 1\r\n" : NULL,
+							     round ? "Skein/1" : NULL, "text/x",
+							     body, body ? strlen(body) : 0),
+					 0);
+			reference_response(&want, req, status, round == 2 ? "Odd" : NULL, "tg",
+					   round ? "X-A: 1\r\n" : NULL,
+					   round ? "Skein/1" : NULL, "text/x", body);
+			assert_int_equal(got.len, want.len);
+			assert_string_equal(got.data, want.data);
+			sk_buf_release(&got);
+			sk_buf_release(&want);
+		}
+		msg_destroy(req);
+	}
+}
+
+/* sofia-sip's own print of msg (every header encoded by msg_prepare()). */
+static void sofia_print(msg_t *msg, struct sk_buf *out)
+{
+	msg_iovec_t iov[64];
+	isize_t n;
+
+	assert_true(msg_serialize(msg, (msg_pub_t *)sip_object(msg)) >= 0);
+	assert_true(msg_prepare(msg) >= 0);
+	n = msg_iovec(msg, iov, 64);
+	assert_true(n > 0 && n <= 64);
+	for (isize_t i = 0; i < n; i++)
+		sk_buf_append(out, iov[i].mv_base, iov[i].mv_len);
+}
+
+/* edge_msg_print() encodes the Request-Line and CSeq itself: the bytes are sofia-sip's,
+ * for every part a URI can have. */
+static void test_print_same_as_sofia(void **state)
+{
+	static const char *const lines[] = {
+	    "INVITE sip:bob@example.com SIP/2.0",
+	    "INVITE sips:bob:pw@example.com:5061;transport=tls;lr SIP/2.0",
+	    "OPTIONS sip:example.com SIP/2.0",
+	    "OPTIONS sip:[2001:db8::1]:5060;maddr=10.0.0.1 sip/2.0",
+	    "MESSAGE tel:+1-555-0100;phone-context=example.com SIP/2.0",
+	    "FOO+B`R sip:%61lice@example.com;x=%41 SIP/2.0",
+	    "REGISTER sip:example.com  SIP/2.0",
+	};
+	static const char *const statuses[] = {
+	    "SIP/2.0 200 OK",
+	    "SIP/2.0 180 Ringing now",
+	    "sip/2.0 699 ",
+	};
+	char text[1024];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(lines) / sizeof(lines[0]); k++) {
+		const char *sp = strchr(lines[k], ' ');
+		msg_t *a, *b;
+		struct sk_buf got, want;
+
+		snprintf(text, sizeof(text),
+			 "%s\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp\r\n"
+			 "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+			 "Call-ID: p%zu\r\nCSeq: %s %.*s\r\nMax-Forwards: %zu\r\n"
+			 "Content-Length: 0\r\n\r\n",
+			 lines[k], k, k == 1 ? "4294967295" : "7", (int)(sp - lines[k]),
+			 lines[k], k * 1000 + 1);
+		a = parse(text);
+		b = parse(text);
+		sk_buf_init(&got);
+		sk_buf_init(&want);
+		assert_int_equal(edge_msg_print(a, &got), 0);
+		sofia_print(b, &want);
+		assert_string_equal(got.data, want.data);
+		/* printed again (after a change of the Request-URI): encoded again */
+		sip_object(a)->sip_request->rq_url->url_port = "5099";
+		msg_fragment_clear(sip_object(a)->sip_request->rq_common);
+		sip_object(b)->sip_request->rq_url->url_port = "5099";
+		msg_fragment_clear(sip_object(b)->sip_request->rq_common);
+		sk_buf_reset(&got);
+		sk_buf_reset(&want);
+		assert_int_equal(edge_msg_print(a, &got), 0);
+		sofia_print(b, &want);
+		assert_string_equal(got.data, want.data);
+		sk_buf_release(&got);
+		sk_buf_release(&want);
+		msg_destroy(a);
+		msg_destroy(b);
+	}
+	/* responses: the status line, also with an odd code and version spelling */
+	for (size_t k = 0; k < sizeof(statuses) / sizeof(statuses[0]); k++) {
+		msg_t *a, *b;
+		struct sk_buf got, want;
+
+		snprintf(text, sizeof(text),
+			 "%s\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp\r\n"
+			 "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+			 "Call-ID: s%zu\r\nCSeq: 1 INVITE\r\nContent-Length: 3\r\n\r\nabc",
+			 statuses[k], k);
+		a = parse(text);
+		b = parse(text);
+		sk_buf_init(&got);
+		sk_buf_init(&want);
+		assert_int_equal(edge_msg_print(a, &got), 0);
+		sofia_print(b, &want);
+		assert_string_equal(got.data, want.data);
+		sk_buf_release(&got);
+		sk_buf_release(&want);
+		msg_destroy(a);
+		msg_destroy(b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +519,9 @@ int main(void)
 	    SK_TEST(test_print_round_trip),
 	    SK_TEST(test_derive_ack_cancel),
 	    SK_TEST(test_long_headers),
+	    SK_TEST(test_response_bytes_unchanged),
+	    SK_TEST(test_print_same_as_sofia),
+	    SK_TEST(test_random_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -44,9 +44,71 @@ static void test_buf(void **state)
 	assert_null(b.data);
 }
 
+/* sk_buf_printf prints into the free space first and redoes only a print that did
+ * not fit: both paths, and the NUL after a print that had to be redone. */
+static void test_buf_printf_fit(void **state)
+{
+	struct sk_buf b;
+	char big[600];
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	sk_buf_init(&b);
+	assert_int_equal(sk_buf_printf(&b, "%s", ""), 0); /* an empty print */
+	assert_int_equal(b.len, 0);
+	assert_int_equal(sk_buf_printf(&b, "a%db", 1), 0); /* grows from nothing */
+	assert_string_equal(b.data, "a1b");
+	assert_int_equal(sk_buf_printf(&b, "%s", "c"), 0); /* fits */
+	assert_string_equal(b.data, "a1bc");
+	assert_int_equal(sk_buf_printf(&b, "%s|", big), 0); /* does not fit: redone */
+	assert_int_equal(b.len, 4 + 599 + 1);
+	assert_memory_equal(b.data, "a1bc", 4);
+	assert_int_equal(b.data[4 + 599], '|');
+	assert_int_equal(b.data[b.len], '\0');
+	sk_buf_release(&b);
+}
+
+static void test_buf_putu_reserve(void **state)
+{
+	struct sk_buf b;
+	char *before;
+
+	(void)state;
+	sk_buf_init(&b);
+	assert_int_equal(sk_buf_putu(&b, 0), 0);
+	assert_int_equal(sk_buf_puts(&b, " "), 0);
+	assert_int_equal(sk_buf_putu(&b, 407), 0);
+	assert_int_equal(sk_buf_puts(&b, " "), 0);
+	assert_int_equal(sk_buf_putu(&b, 18446744073709551615ull), 0);
+	assert_string_equal(b.data, "0 407 18446744073709551615");
+	assert_int_equal(SK_BUF_LIT(&b, "|a\0b"), 0); /* the literal's length, NUL included */
+	assert_int_equal(b.len, 26 + 4);
+	assert_memory_equal(b.data + 26, "|a\0b", 5);
+	b.len = 26;
+	b.data[26] = '\0';
+	/* reserve: one allocation for what follows, contents kept */
+	assert_int_equal(sk_buf_reserve(&b, 4000), 0);
+	assert_true(b.cap >= b.len + 4000 + 1);
+	assert_string_equal(b.data, "0 407 18446744073709551615");
+	before = b.data;
+	for (int i = 0; i < 400; i++)
+		sk_buf_append(&b, "0123456789", 10);
+	assert_ptr_equal(b.data, before);
+	assert_int_equal(b.len, 26 + 4000);
+	sk_buf_release(&b);
+	/* an empty buffer, reserved: an empty string */
+	assert_int_equal(sk_buf_reserve(&b, 10), 0);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.data, "");
+	sk_buf_release(&b);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {SK_TEST(test_strerror), SK_TEST(test_buf)};
+	const struct CMUnitTest tests[] = {SK_TEST(test_strerror), SK_TEST(test_buf),
+					   SK_TEST(test_buf_printf_fit),
+					   SK_TEST(test_buf_putu_reserve)};
 
 	return cmocka_run_group_tests_name("err", tests, NULL, NULL);
 }
