@@ -218,6 +218,17 @@ static void timer_cb(uv_timer_t *h)
 	sk_deref(l);
 }
 
+void txn_check_cb(uv_check_t *h)
+{
+	struct edge_txl *l = h->data;
+
+	sk_ref(l);
+	txn_stx_shed_run(l);
+	if (!l->shed_head)
+		uv_check_stop(h);
+	sk_deref(l);
+}
+
 void txn_count_retx(struct edge_txl *l)
 {
 	l->st.retransmissions_sent++;
@@ -244,7 +255,8 @@ static double live_read(void *arg)
 	return (double)edge_txl_live(arg);
 }
 
-static void timer_close_cb(uv_handle_t *h)
+/* The timer's and the check handle's. */
+static void handle_close_cb(uv_handle_t *h)
 {
 	struct edge_txl *l = h->data;
 
@@ -260,6 +272,8 @@ static void txl_destroy(void *data)
 	txn_htab_release(&l->ctx_tab);
 	txn_htab_release(&l->id_tab);
 	free(l->heap);
+	for (size_t i = 0; i < EDGE_PROTO_MAX_; i++)
+		free(l->via[i].pre);
 	sk_deref(l->via_host);
 	sk_deref(l->via_param);
 }
@@ -312,6 +326,7 @@ int edge_txl_alloc(struct edge_txl **lp, uv_loop_t *loop, const struct edge_txl_
 		goto out;
 	}
 	l->armed_due = UINT64_MAX;
+	l->shed_tail = &l->shed_head;
 	l->next_id = 1;
 	if (getrandom(&l->seed, sizeof(l->seed), 0) != sizeof(l->seed))
 		l->seed = uv_hrtime();
@@ -324,12 +339,17 @@ int edge_txl_alloc(struct edge_txl **lp, uv_loop_t *loop, const struct edge_txl_
 	if (err)
 		goto out;
 	l->timer = malloc(sizeof(*l->timer));
-	if (!l->timer) {
+	l->check = malloc(sizeof(*l->check));
+	if (!l->timer || !l->check) {
+		free(l->timer);
+		free(l->check);
 		err = SK_ENOMEM;
 		goto out;
 	}
 	uv_timer_init(loop, l->timer);
 	l->timer->data = sk_ref(l); /* dropped in the close callback */
+	uv_check_init(loop, l->check);
+	l->check->data = sk_ref(l);
 	if (o->metrics)
 		metrics_init(l, o->metrics, o->metrics_prefix ? o->metrics_prefix : "skein_edge");
 	*lp = l;
@@ -352,7 +372,9 @@ void edge_txl_close(struct edge_txl *l)
 	for (size_t i = 0; i <= l->ctx_tab.mask; i++)
 		while (l->ctx_tab.b[i])
 			txn_ctx_terminate(TXN_CONTAINER(l->ctx_tab.b[i], struct edge_ctx, hn));
-	uv_close((uv_handle_t *)l->timer, timer_close_cb);
+	txn_stx_shed_run(l); /* all terminated: only drops the list's references */
+	uv_close((uv_handle_t *)l->timer, handle_close_cb);
+	uv_close((uv_handle_t *)l->check, handle_close_cb);
 }
 
 void edge_txl_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
@@ -427,6 +449,7 @@ void edge_txl_stats(const struct edge_txl *l, struct edge_txl_stats *st)
 	*st = l->st;
 	st->stx_live = l->stx_tab.n;
 	st->ctx_live = l->ctx_tab.n;
+	st->stx_requests = l->stx_requests;
 }
 
 size_t edge_txl_live(const struct edge_txl *l)

@@ -28,10 +28,16 @@
  * leaves without a final response is answered 500 by a guard timer (INVITE: Timer C
  * + 64*T1, re-armed by each provisional; others: 128*T1) so that none lives for ever.
  *
+ * A non-INVITE answered 401 or 407 by edge_stx_reply (the TU's own digest challenge)
+ * ends at once, without Timer J (§8.2.7: a UAS may answer statelessly): its
+ * retransmission is a new request and gets a new challenge. An INVITE keeps its
+ * transaction (the ACK, §17.2.1), and so does a forwarded challenge (edge_stx_send).
+ *
  * Cost: transactions sit in hash tables (chained, power-of-two buckets that double
  * with the load, seeded hash); every timer is an entry of one binary heap driving a
  * single uv_timer_t, so a transaction costs no libuv handle and a retransmission no
- * allocation.
+ * allocation. After its final response a transaction keeps its key and the last
+ * response, not the request (see edge_stx_msg, edge_ctx_msg).
  *
  * Lifetimes: stx and ctx are sk_mem objects. The layer holds one reference while the
  * transaction lives; the TU takes its own with sk_ref() to keep a pointer beyond a
@@ -119,8 +125,14 @@ void edge_txl_send_error(struct edge_txl *l, uint64_t cookie, int err);
 void edge_txl_flow_closed(struct edge_txl *l, uint64_t flow);
 
 /* ---- server transactions ---- */
+/* The request, owned by the stx. Read it while holding a reference on the stx (in
+ * on_request the layer holds one for the call). After the final response, once
+ * nobody but the layer holds the stx (checked after the loop turn's callbacks), the
+ * request is released and this returns NULL: a TU that still needs it after
+ * answering keeps its reference (as a fork does until its branches are done). */
 msg_t *edge_stx_msg(const struct edge_stx *stx);
-/* Origin of the request (proto, src, local, flow; data is NULL). */
+/* Origin of the request (proto, src, local, flow; data is NULL). Released with the
+ * request: the same rule as edge_stx_msg (NULL then). */
 const struct edge_rx *edge_stx_rx(const struct edge_stx *stx);
 bool edge_stx_is_invite(const struct edge_stx *stx);
 /* The final status sent, 0 before. */
@@ -135,7 +147,10 @@ const char *edge_stx_to_tag(const struct edge_stx *stx);
  * tag unless status is 100 or the To has a tag, Call-ID, CSeq), then extra_headers
  * (complete lines, each ending in CRLF; may be NULL), then the body (ctype NULL for
  * none). The reason NULL takes the standard phrase. A second final response is
- * refused (SK_EINVAL), except 2xx after 2xx for INVITE. */
+ * refused (SK_EINVAL), except 2xx after 2xx for INVITE (SK_EINVAL too once the
+ * request is released, see edge_stx_msg). A non-INVITE answered 401/407 here is
+ * terminated inside the call (§8.2.7, above): the caller's reference keeps the stx
+ * readable; later calls return SK_ECANCELED. */
 /* Never calls back. Errors: SK_EINVAL (state, status), SK_ECANCELED (the stx was
  * terminated, e.g. by edge_txl_close or Timer L), SK_ENOMEM; a transport error is
  * returned after the state machine has moved (retransmissions may still recover). */
@@ -181,13 +196,15 @@ void edge_ctx_cancel(struct edge_ctx *ctx);
 /* The TU loses interest: no more callbacks; the ctx finishes its state machine by
  * itself (ACKs, absorbing retransmissions) and goes. */
 void edge_ctx_release(struct edge_ctx *ctx);
-/* The request as sent (with our Via). */
+/* The request as sent (with our Via); NULL after the final response (it is released
+ * then, the ctx only absorbs retransmitted responses), except for extension methods. */
 msg_t *edge_ctx_msg(const struct edge_ctx *ctx);
 
 struct edge_txl_stats {
 	uint64_t stx_total, ctx_total, retransmissions_absorbed, retransmissions_sent;
 	uint64_t timeouts, stray_responses;
 	size_t stx_live, ctx_live;
+	size_t stx_requests; /* server transactions still holding their request */
 };
 void edge_txl_stats(const struct edge_txl *l, struct edge_txl_stats *st);
 /* Transactions alive (drain waits for 0). */

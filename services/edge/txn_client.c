@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
+#include <sofia-sip/su_alloc.h>
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
@@ -106,6 +107,22 @@ void txn_ctx_send_error(struct edge_ctx *ctx, int err)
 	deliver(ctx, 503, NULL, err);
 	txn_ctx_terminate(ctx);
 	sk_deref(ctx);
+}
+
+/* After the final response the request is never sent again: Timers A/E are stopped,
+ * a CANCEL needs a transaction without a final (§9.1), the ACK of a non-2xx is built
+ * already. What is left absorbs retransmitted responses by branch (and re-sends the
+ * ACK), for Timer D/M's 64*T1: the parsed request and its bytes go now. An extension
+ * method keeps its request, where method_name points. */
+static void ctx_shed(struct edge_ctx *ctx)
+{
+	if (ctx->req && ctx->method != sip_method_unknown) {
+		msg_destroy(ctx->req);
+		ctx->req = NULL;
+	}
+	free(ctx->data);
+	ctx->data = NULL;
+	ctx->len = 0;
 }
 
 static void ctx_done(struct txn_timer *t)
@@ -237,6 +254,36 @@ static void timer_c(struct txn_timer *t)
 	sk_deref(ctx);
 }
 
+/* Our Via's text before the branch for transport p (RFC 3261 §18.1.1: the address
+ * and port we listen on for it, or the advertised host), cached in the layer. */
+static const char *via_prefix(struct edge_txl *l, enum edge_proto p, const struct edge_addr *local,
+			      size_t *len)
+{
+	char ip[64], buf[320];
+	const char *host;
+	bool v6;
+	int n;
+
+	if (l->via[p].pre && !memcmp(&l->via[p].local, local, sizeof(*local))) {
+		*len = l->via[p].len;
+		return l->via[p].pre;
+	}
+	host = l->via_host ? l->via_host : edge_addr_ip(local, ip, sizeof(ip));
+	v6 = strchr(host, ':') && host[0] != '[';
+	n = snprintf(buf, sizeof(buf), "SIP/2.0/%s %s%s%s:%u;branch=", edge_proto_via(p),
+		     v6 ? "[" : "", host, v6 ? "]" : "", edge_addr_port(local));
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return NULL;
+	free(l->via[p].pre);
+	l->via[p].pre = strdup(buf);
+	if (!l->via[p].pre)
+		return NULL;
+	l->via[p].local = *local;
+	l->via[p].len = (size_t)n;
+	*len = (size_t)n;
+	return l->via[p].pre;
+}
+
 int edge_ctx_start(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req, enum edge_proto p,
 		   const struct edge_addr *dst, uint64_t flow, const char *tls_name,
 		   edge_ctx_cb *cb, void *arg)
@@ -252,10 +299,10 @@ int edge_ctx_start_tagged(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req
 	struct edge_addr local;
 	struct edge_ctx *ctx = NULL;
 	struct sk_buf b;
-	char ip[64], via[320];
-	const char *host;
+	const char *pre;
+	size_t plen, blen, xlen;
+	char *via;
 	sip_via_t *v;
-	bool v6;
 	int err;
 
 	if (ctxp)
@@ -267,8 +314,7 @@ int edge_ctx_start_tagged(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req
 	}
 	if (!l || !sip || !sip->sip_request || !sip->sip_cseq ||
 	    sip->sip_request->rq_method == sip_method_ack || (!dst && !flow) ||
-	    (unsigned)p >= EDGE_PROTO_MAX_ || !edge_tp_local(l->o.tp, p, &local) ||
-	    !edge_addr_ip(&local, ip, sizeof(ip))) {
+	    (unsigned)p >= EDGE_PROTO_MAX_ || !edge_tp_local(l->o.tp, p, &local)) {
 		err = SK_EINVAL;
 		goto out;
 	}
@@ -292,13 +338,21 @@ int edge_ctx_start_tagged(struct edge_txl *l, struct edge_ctx **ctxp, msg_t *req
 		ctx->branch[n] = '.';
 		memcpy(ctx->branch + n + 1, tag, strlen(tag) + 1);
 	}
-	/* Our Via (§8.1.1.7, §18.1.1; RFC 3581 §3: rport asks for symmetric responses). */
-	host = l->via_host ? l->via_host : ip;
-	v6 = strchr(host, ':') && host[0] != '[';
-	snprintf(via, sizeof(via), "SIP/2.0/%s %s%s%s:%u;branch=%s;rport%s", edge_proto_via(p),
-		 v6 ? "[" : "", host, v6 ? "]" : "", edge_addr_port(&local), ctx->branch,
-		 l->via_param ? l->via_param : "");
-	v = sip_via_make(msg_home(ctx->req), via);
+	/* Our Via (§8.1.1.7, §18.1.1; RFC 3581 §3: rport asks for symmetric responses):
+	 * the cached prefix, the branch, ";rport" and the configured parameter. */
+	pre = via_prefix(l, p, &local, &plen);
+	blen = strlen(ctx->branch);
+	xlen = l->via_param ? strlen(l->via_param) : 0;
+	via = pre ? su_alloc(msg_home(ctx->req), plen + blen + 6 + xlen + 1) : NULL;
+	if (via) {
+		memcpy(via, pre, plen);
+		memcpy(via + plen, ctx->branch, blen);
+		memcpy(via + plen + blen, ";rport", 6);
+		if (xlen)
+			memcpy(via + plen + blen + 6, l->via_param, xlen);
+		via[plen + blen + 6 + xlen] = '\0';
+	}
+	v = via ? sip_via_make(msg_home(ctx->req), via) : NULL;
 	if (!v || msg_header_insert(ctx->req, (msg_pub_t *)sip, (msg_header_t *)v) < 0) {
 		err = SK_ENOMEM;
 		goto out;
@@ -382,6 +436,7 @@ static void invite_response(struct edge_ctx *ctx, int status, msg_t *resp)
 				ctx->proto == EDGE_PROTO_UDP ? 64ull * l->o.t1_ms : 0, ctx_done);
 	}
 	deliver(ctx, status, resp, 0);
+	ctx_shed(ctx);
 }
 
 static void other_response(struct edge_ctx *ctx, int status, msg_t *resp)
@@ -401,6 +456,8 @@ static void other_response(struct edge_ctx *ctx, int status, msg_t *resp)
 				ctx_done);
 	}
 	deliver(ctx, status, resp, 0);
+	if (ctx->state == CTX_COMPLETED)
+		ctx_shed(ctx);
 }
 
 void txn_client_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)

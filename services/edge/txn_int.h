@@ -74,14 +74,32 @@ struct edge_txl {
 	size_t heap_n, heap_cap;
 	uint64_t armed_due; /* deadline the uv timer is set for; UINT64_MAX = idle */
 
+	/* Server transactions whose final response went out during this loop turn:
+	 * their requests are released from the check handle, once the callback chain
+	 * that answered is over (txn_stx_shed). Each holds a reference. */
+	uv_check_t *check; /* allocated apart, freed in its close callback */
+	struct edge_stx *shed_head, **shed_tail;
+
+	/* Our Via up to "branch=", per transport: "SIP/2.0/UDP 192.0.2.1:5060;branch="
+	 * (txn_client.c). Printing the address and the line cost ~4,000 instructions per
+	 * client transaction; it changes only if the listener does (local compared). */
+	struct {
+		struct edge_addr local;
+		char *pre; /* malloc'd, or NULL */
+		size_t len;
+	} via[EDGE_PROTO_MAX_];
+
 	struct edge_txl_stats st;
 	size_t pending; /* server transactions without a final response: work in hand */
+	size_t stx_requests; /* server transactions holding their request (stats) */
 	struct {
 		struct sk_histogram *seconds;
 		struct sk_counter *retx, *timeouts;
 	} m;
 };
 
+/* The check handle's callback (txn_stx_shed_run). */
+void txn_check_cb(uv_check_t *h);
 void txn_count_retx(struct edge_txl *l);
 void txn_count_timeout(struct edge_txl *l);
 
@@ -104,14 +122,24 @@ struct edge_stx {
 	enum stx_state state;
 	bool invite, cancelled;
 	bool pending; /* counted in l->pending: no final response yet */
+	bool shed_queued; /* on l->shed_head */
 	int status; /* final status sent, 0 before */
+	/* The request. After the final response it is released as soon as only the
+	 * layer holds the stx (txn_stx_shed): from then on the stx only absorbs
+	 * retransmissions, for which key[] and resp suffice. */
 	msg_t *req;
-	struct edge_rx rx; /* data NULL */
-	/* Key (§17.2.3), pointing into req: branch (or the RFC 2543 key), sent-by, and
+	struct edge_stx *shed_next;
+	/* Origin of the request (data NULL), allocated in req's home and released with
+	 * it: 664 bytes (the transport's verdict included) that retransmissions do not
+	 * need; proto is kept apart for them. */
+	struct edge_rx *rx;
+	enum edge_proto proto;
+	/* Key (§17.2.3), pointing into key[]: branch (or the RFC 2543 key), sent-by, and
 	 * the method it matches (INVITE for ACK). */
 	const char *branch, *host, *port;
 	sip_method_t method;
 	const char *method_name;
+	const char *call_id; /* INVITE only (Timer H's log line), into key[]; else NULL */
 	/* Where responses go (§18.2.2, RFC 3581 §4). */
 	struct edge_addr dst;
 	uint64_t flow;
@@ -120,12 +148,16 @@ struct edge_stx {
 	uint64_t created_ns;
 	char to_tag[EDGE_TAG_SIZE];
 	void *tu;
+	char key[]; /* the key strings, NUL-terminated one after the other: one allocation */
 };
 
 /* A request (not a response); takes msg. */
 void txn_server_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg);
 /* Terminates at once, without callbacks (layer close). */
 void txn_stx_terminate(struct edge_stx *stx);
+/* From the check handle: releases the request of every stx answered during this loop
+ * turn that only the layer holds any more. */
+void txn_stx_shed_run(struct edge_txl *l);
 
 /* ---- client transactions (txn_client.c) ---- */
 

@@ -698,6 +698,7 @@ static void test_client_cancel_deferred(void **state)
 	assert_int_equal(t->status[0], 180);
 	assert_int_equal(t->status[1], 487);
 	free(expect(t, "ACK ", br, 1000));
+	assert_null(edge_ctx_msg(ctx)); /* released after the final: the ACK is kept */
 	edge_ctx_cancel(ctx); /* after the final: nothing */
 	wait_idle(t, T64 + 1000);
 	assert_int_equal(count(t, "CANCEL ", NULL), 0);
@@ -818,7 +819,8 @@ static void test_metrics(void **state)
 				   .t1_ms = T1,
 				   .on_request = on_request,
 				   .arg = t,
-				   .via_host = "2001:db8::1"};
+				   .via_host = "2001:db8::1",
+				   .via_param = ";sk-edge=\"n1/edge\""};
 	char via[80], *msg;
 	struct sk_metrics *m;
 	struct edge_txl *l;
@@ -855,6 +857,15 @@ static void test_metrics(void **state)
 	snprintf(via, sizeof(via), "Via: SIP/2.0/UDP [2001:db8::1]:%u;branch=z9hG4bK",
 		 edge_addr_port(&t->udp));
 	assert_non_null(strstr(msg, via));
+	assert_non_null(strstr(msg, ";rport;sk-edge=\"n1/edge\"\r\n"));
+	free(msg);
+	/* the next one from the cached prefix: the same Via, another branch */
+	assert_int_equal(edge_ctx_start(t->l, NULL, new_request("OPTIONS"), EDGE_PROTO_UDP,
+					&t->pu_addr, 0, NULL, on_ctx, t),
+			 0);
+	msg = expect(t, "OPTIONS ", NULL, 1000);
+	assert_non_null(strstr(msg, via));
+	assert_non_null(strstr(msg, ";rport;sk-edge=\"n1/edge\"\r\n"));
 	free(msg);
 	wait_idle(t, T64 + 1000);
 	/* the registry reads the layer: free it after the layer is closed */
@@ -985,6 +996,185 @@ static void test_server_guard(void **state)
 	free(req);
 }
 
+/* After the final response the stx keeps its key and the response, not the request:
+ * released once the TU has let go of the stx (after the loop turn), while a
+ * retransmission still gets the very same response (§17.2.2). */
+static void test_server_request_released(void **state)
+{
+	struct t *t = &T;
+	struct edge_txl_stats st;
+	struct edge_stx *stx;
+	char sb[64], *req, *m1, *m2;
+
+	(void)state;
+	udp_sent_by(t, sb, sizeof(sb));
+	req = request("REGISTER", "z9hG4bKr1", "UDP", sb, NULL, NULL);
+	peer_udp(t, req);
+	WAIT_UNTIL(t, t->requests == 1, 1000);
+	edge_txl_stats(t->l, &st);
+	assert_int_equal(st.stx_requests, 1);
+	assert_int_equal(edge_stx_reply(t->stx, 200, NULL, "Contact: <sip:a@b>\r\n", NULL, NULL, 0),
+			 0);
+	m1 = expect(t, "SIP/2.0 200 OK", "CSeq: 1 REGISTER", 1000);
+	/* the TU still holds the stx: it may still read the request */
+	t_run_for(t, 10);
+	assert_non_null(edge_stx_msg(t->stx));
+	edge_txl_stats(t->l, &st);
+	assert_int_equal(st.stx_requests, 1);
+	/* a second final is refused, whether the request is there or not */
+	assert_int_equal(edge_stx_reply(t->stx, 500, NULL, NULL, NULL, NULL, 0), SK_EINVAL);
+	t->stx = sk_deref(t->stx);
+	wait_idle(t, T64 + 1000);
+
+	/* The usual case: the TU answers and lets go. */
+	free(req);
+	req = request("REGISTER", "z9hG4bKr2", "UDP", sb, NULL, NULL);
+	peer_udp(t, req);
+	WAIT_UNTIL(t, t->requests == 2, 1000);
+	stx = t->stx; /* the layer's reference keeps it while it absorbs retransmissions */
+	assert_int_equal(edge_stx_reply(stx, 200, NULL, "Contact: <sip:a@b>\r\n", NULL, NULL, 0), 0);
+	t->stx = sk_deref(t->stx);
+	assert_non_null(edge_stx_msg(stx)); /* not inside the answering call chain */
+	WAIT_UNTIL(t, (edge_txl_stats(t->l, &st), st.stx_requests == 0), 1000);
+	assert_null(edge_stx_msg(stx));
+	assert_null(edge_stx_rx(stx)); /* released with it */
+	assert_int_equal(st.stx_live, 1);
+	assert_int_equal(edge_stx_status(stx), 200);
+	assert_int_equal(edge_stx_reply(stx, 500, NULL, NULL, NULL, NULL, 0), SK_EINVAL);
+	free(m1);
+	m1 = expect(t, "SIP/2.0 200 OK", "CSeq: 1 REGISTER", 1000);
+	peer_udp(t, req);
+	m2 = expect(t, "SIP/2.0 200 OK", "CSeq: 1 REGISTER", 1000);
+	assert_string_equal(m1, m2);
+	assert_int_equal(t->requests, 2);
+	edge_txl_stats(t->l, &st);
+	assert_int_equal(st.retransmissions_absorbed, 1);
+	wait_idle(t, T64 + 1000); /* Timer J */
+	free(m1);
+	free(m2);
+	free(req);
+}
+
+/* An INVITE's non-2xx: the request goes, Timer G still resends the same response, the
+ * ACK still matches (the key outlives the request) and Timer H's log has the Call-ID. */
+static void test_server_invite_released(void **state)
+{
+	struct t *t = &T;
+	struct edge_txl_stats st;
+	char sb[64], *req, *ack, *m1, *m2, tag[EDGE_TAG_SIZE];
+
+	(void)state;
+	udp_sent_by(t, sb, sizeof(sb));
+	req = request("INVITE", "z9hG4bKir", "UDP", sb, NULL, NULL);
+	peer_udp(t, req);
+	free(expect(t, "SIP/2.0 100 Trying", NULL, 1000));
+	assert_int_equal(edge_stx_reply(t->stx, 486, NULL, NULL, NULL, NULL, 0), 0);
+	t->stx = sk_deref(t->stx);
+	m1 = expect(t, "SIP/2.0 486 Busy Here", NULL, 1000);
+	WAIT_UNTIL(t, (edge_txl_stats(t->l, &st), st.stx_requests == 0), 1000);
+	m2 = expect(t, "SIP/2.0 486 Busy Here", NULL, 5 * T1); /* Timer G */
+	assert_string_equal(m1, m2);
+	free(m2);
+	peer_udp(t, req); /* a retransmitted INVITE: the 486 again */
+	m2 = expect(t, "SIP/2.0 486 Busy Here", NULL, 1000);
+	assert_string_equal(m1, m2);
+	ack = request("ACK", "z9hG4bKir", "UDP", sb, to_tag(m1, tag), NULL);
+	peer_udp(t, ack);
+	t_run_for(t, 10);
+	count(t, "SIP/2.0 486", NULL);
+	t_run_for(t, 150);
+	assert_int_equal(count(t, "SIP/2.0 486", NULL), 0); /* Confirmed */
+	assert_int_equal(t->stateless, 0);		    /* the ACK was absorbed */
+	wait_idle(t, 1000);
+	free(m1);
+	free(m2);
+	free(ack);
+	free(req);
+}
+
+/* §8.2.7: a non-INVITE challenged with 401/407 ends at once; its retransmission is a
+ * new request with a new answer, and no transaction stays behind. An INVITE's 407
+ * and a forwarded 401 stay stateful. */
+static void test_server_stateless_challenge(void **state)
+{
+	struct t *t = &T;
+	struct edge_txl_stats st;
+	char sb[64], *req, *ack, *m1, *m2, tag[EDGE_TAG_SIZE];
+
+	(void)state;
+	udp_sent_by(t, sb, sizeof(sb));
+	req = request("REGISTER", "z9hG4bKs1", "UDP", sb, NULL, NULL);
+	peer_udp(t, req);
+	WAIT_UNTIL(t, t->requests == 1, 1000);
+	assert_int_equal(edge_stx_reply(t->stx, 401, NULL,
+					"WWW-Authenticate: Digest realm=\"a\", nonce=\"1\"\r\n", NULL,
+					NULL, 0),
+			 0);
+	assert_int_equal(edge_txl_live(t->l), 0); /* at once, no Timer J */
+	assert_int_equal(edge_txl_pending(t->l), 0);
+	assert_int_equal(edge_stx_status(t->stx), 401);
+	assert_int_equal(edge_stx_reply(t->stx, 200, NULL, NULL, NULL, NULL, 0), SK_ECANCELED);
+	m1 = expect(t, "SIP/2.0 401 Unauthorized", "nonce=\"1\"", 1000);
+	peer_udp(t, req); /* the same request again: a new transaction, a new answer */
+	WAIT_UNTIL(t, t->requests == 2, 1000);
+	edge_txl_stats(t->l, &st);
+	assert_int_equal(st.retransmissions_absorbed, 0);
+	assert_int_equal(st.stx_total, 2);
+	assert_int_equal(edge_stx_reply(t->stx, 401, NULL,
+					"WWW-Authenticate: Digest realm=\"a\", nonce=\"2\"\r\n", NULL,
+					NULL, 0),
+			 0);
+	m2 = expect(t, "SIP/2.0 401 Unauthorized", "nonce=\"2\"", 1000);
+	assert_string_not_equal(to_tag(m1, tag), to_tag(m2, (char[EDGE_TAG_SIZE]){0}));
+	assert_int_equal(edge_txl_live(t->l), 0);
+	t_run_for(t, 4 * T1);
+	assert_int_equal(count(t, "SIP/2.0", NULL), 0); /* no Timer G for a non-INVITE */
+	free(m1);
+	free(m2);
+	free(req);
+
+	/* 407 the same (a MESSAGE, proxy authentication); over TCP too */
+	peer_tcp_connect(t);
+	req = request("MESSAGE", "z9hG4bKs2", "TCP", "client.invalid:5060", NULL, NULL);
+	peer_tcp(t, req);
+	WAIT_UNTIL(t, t->requests == 3, 1000);
+	assert_int_equal(edge_stx_reply(t->stx, 407, NULL, NULL, NULL, NULL, 0), 0);
+	assert_int_equal(edge_txl_live(t->l), 0);
+	free(expect(t, "SIP/2.0 407", "CSeq: 1 MESSAGE", 1000));
+	free(req);
+
+	/* An INVITE's 407 keeps its transaction until the ACK (§17.2.1). */
+	req = request("INVITE", "z9hG4bKs3", "UDP", sb, NULL, NULL);
+	peer_udp(t, req);
+	free(expect(t, "SIP/2.0 100 Trying", NULL, 1000));
+	assert_int_equal(edge_stx_reply(t->stx, 407, NULL, NULL, NULL, NULL, 0), 0);
+	assert_int_equal(edge_txl_live(t->l), 1);
+	m1 = expect(t, "SIP/2.0 407", "CSeq: 1 INVITE", 1000);
+	ack = request("ACK", "z9hG4bKs3", "UDP", sb, to_tag(m1, tag), NULL);
+	peer_udp(t, ack);
+	wait_idle(t, 1000); /* Confirmed, Timer I (T4) */
+	assert_int_equal(t->stateless, 0);
+	free(m1);
+	free(ack);
+	free(req);
+
+	/* A challenge from downstream, forwarded: stateful (§16), its retransmission
+	 * absorbed. */
+	req = request("OPTIONS", "z9hG4bKs4", "UDP", sb, NULL, NULL);
+	peer_udp(t, req);
+	WAIT_UNTIL(t, t->requests == 5, 1000);
+	m1 = response(req, 401, "down");
+	assert_int_equal(edge_stx_send(t->stx, 401, m1, strlen(m1)), 0);
+	free(m1);
+	assert_int_equal(edge_txl_live(t->l), 1);
+	free(expect(t, "SIP/2.0 401", "CSeq: 1 OPTIONS", 1000));
+	peer_udp(t, req);
+	free(expect(t, "SIP/2.0 401", "CSeq: 1 OPTIONS", 1000));
+	assert_int_equal(t->requests, 5);
+	wait_idle(t, T64 + 1000);
+	free(req);
+}
+
 #define TT(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1009,6 +1199,9 @@ int main(void)
 	    TT(test_server_rfc2543),
 	    TT(test_oom),
 	    TT(test_server_guard),
+	    TT(test_server_request_released),
+	    TT(test_server_invite_released),
+	    TT(test_server_stateless_challenge),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
