@@ -478,6 +478,17 @@ void txn_client_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
 	/* A connection we opened: the ACK and CANCEL follow on it (§18.1.1). */
 	if (!ctx->flow && rx->flow)
 		ctx->flow = rx->flow;
+	/* RFC 6026 §7.2: in Accepted a retransmitted 2xx goes to the TU. When the TU
+	 * has let go (a proxy's fork ends once its final response is forwarded), the
+	 * 2xx is forwarded as a response without a transaction: a 200 lost on the
+	 * caller's side is then still repaired by the callee's retransmissions
+	 * (RFC 3261 §13.3.1.4) instead of the call failing. */
+	if (ctx->released && ctx->invite && ctx->state == CTX_ACCEPTED &&
+	    sip->sip_status->st_status >= 200 && sip->sip_status->st_status < 300 &&
+	    l->o.on_stateless && !l->closed) {
+		l->o.on_stateless(l, msg, rx, l->o.arg);
+		return;
+	}
 	msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_via);
 	sk_ref(ctx);
 	if (ctx->invite)

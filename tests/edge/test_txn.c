@@ -665,6 +665,36 @@ static void test_client_invite_200_accepted(void **state)
 	free(inv);
 }
 
+/* A proxy whose fork has ended releases its branch: a 2xx retransmitted in Accepted
+ * is then forwarded statelessly (the TU is gone), not dropped. */
+static void test_client_200_after_release(void **state)
+{
+	struct t *t = &T;
+	struct edge_ctx *ctx = NULL;
+	char *inv, *r;
+	int n;
+
+	(void)state;
+	assert_int_equal(edge_ctx_start(t->l, &ctx, new_request("INVITE"), EDGE_PROTO_UDP,
+					&t->pu_addr, 0, NULL, on_ctx, t),
+			 0);
+	sk_ref(ctx);
+	inv = expect(t, "INVITE ", NULL, 1000);
+	r = response(inv, 200, "callee3");
+	peer_udp(t, r);
+	WAIT_UNTIL(t, t->nstatus == 1, 1000);
+	edge_ctx_release(ctx);
+	ctx = sk_deref(ctx);
+	n = t->stateless;
+	peer_udp(t, r);
+	WAIT_UNTIL(t, t->stateless == n + 1, 1000);
+	assert_int_equal(t->nstatus, 1); /* not to the released TU */
+	/* Still the transaction's: a 2xx only; a late 4xx is absorbed. */
+	wait_idle(t, T64 + 1000);
+	free(r);
+	free(inv);
+}
+
 static void test_client_cancel_deferred(void **state)
 {
 	struct t *t = &T;
@@ -1202,6 +1232,7 @@ int main(void)
 	    TT(test_server_request_released),
 	    TT(test_server_invite_released),
 	    TT(test_server_stateless_challenge),
+	    TT(test_client_200_after_release),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
