@@ -254,9 +254,10 @@ def run_step(side, kind, rate, seconds, users, workdir, contact):
     cpu = cpu_seconds(pids) - c0
     by_role = {r: round(cpu_seconds(ps) - r0[r], 3) for r, ps in roles.items()}
     split = {}
-    for r, ps in roles.items():
+    for role, ps in roles.items():
         u1, k1 = cpu_split(ps)
-        split[r] = {"user_s": round(u1 - sp0[r][0], 3), "sys_s": round(k1 - sp0[r][1], 3)}
+        split[role] = {"user_s": round(u1 - sp0[role][0], 3),
+                       "sys_s": round(k1 - sp0[role][1], 3)}
     drops = udp_drops() - d0
     sdrops = socket_drops(sport) - s0
     el = sipp_elapsed(r) or wall
