@@ -63,6 +63,7 @@ struct edge_conf {
 	int64_t call_limit;     /* concurrent outbound calls; 0 none */
 	int64_t call_rate;      /* call attempts per minute; 0 none */
 	uint64_t call_max_duration; /* ms after which a call no longer counts */
+	int64_t auth_cache_size; /* HA1 cache entries (core_ha1.c); 0 off */
 };
 
 struct edge_metrics {
@@ -109,6 +110,7 @@ struct edge {
 	struct fork *fork_list;
 	struct edge_limits *limits; /* core_limits.c */
 	struct edge_orig *orig_list; /* core_originate.c: requests sent for the registrar */
+	struct edge_ha1_cache *ha1; /* core_ha1.c; NULL when auth_cache_size is 0 */
 };
 
 /* core_main.c */
@@ -143,6 +145,43 @@ typedef void(edge_auth_cb)(struct edge *e, struct edge_stx *stx, bool ok, const 
 void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *realm,
 	       edge_auth_cb *cb, void *arg);
 int edge_auth_setup(struct edge *e);
+
+/* REGISTER (issue 6): the digest is verified here with the HA1 cache (one HGET on a
+ * miss), and its Redis half — the HA1 still the stored one, the nonce-count fresh —
+ * travels in RegisterRequest.auth to be checked by the registration script, so that
+ * an authenticated REGISTER costs one script. cb runs once: with a (borrowed; sk_ref
+ * to keep it) and the authenticated user, or a NULL when the request was answered. */
+struct edge_auth;
+struct Skein__Sip__V1__RegisterAuth;
+typedef void(edge_auth_reg_cb)(struct edge *e, struct edge_stx *stx, struct edge_auth *a,
+			       const char *user, void *arg);
+void edge_auth_register(struct edge *e, struct edge_stx *stx, const char *realm,
+			edge_auth_reg_cb *cb, void *arg);
+/* Points ra at a's keys and values (borrowed from a). */
+void edge_auth_reg_fill(const struct edge_auth *a, struct Skein__Sip__V1__RegisterAuth *ra);
+enum edge_auth_verdict {
+	EDGE_AUTH_PASSED,   /* the script accepted the digest: go on with its answer */
+	EDGE_AUTH_RETRY,    /* the HA1 changed and the new one verifies: send again */
+	EDGE_AUTH_ANSWERED, /* refused: answered with a fresh challenge, logged */
+};
+/* RegisterReply.auth_check (and current_ha1) for a's request. RETRY at most once. */
+enum edge_auth_verdict edge_auth_reg_checked(struct edge_auth *a, int check,
+					     const char *current_ha1);
+
+/* core_ha1.c: HA1s by normalised AOR and algorithm, so that a REGISTER needs no
+ * Redis read of its own. Bounded (4-way sets, the least recently used of the set
+ * replaced), never trusted alone: a stale entry fails the local check (refetched) or
+ * the registration script's (STALE). entries 0: *cp = NULL, and every call on a NULL
+ * cache misses or does nothing. */
+struct edge_ha1_cache;
+int edge_ha1_alloc(struct edge_ha1_cache **cp, size_t entries);
+/* Copies the hex HA1 into out (size > 64); false on a miss. */
+bool edge_ha1_get(struct edge_ha1_cache *c, const char *aor, enum edge_digest_alg alg,
+		  char *out, size_t size);
+/* Stores ha1 (hex, up to 64 digits; longer ones are not kept); NULL or "" drops it. */
+void edge_ha1_put(struct edge_ha1_cache *c, const char *aor, enum edge_digest_alg alg,
+		  const char *ha1);
+size_t edge_ha1_count(const struct edge_ha1_cache *c);
 
 /* core_guard.c: rate limit, cluster-wide bans, scanners, auth-failure bans. */
 enum edge_guard_verdict { EDGE_GUARD_PASS, EDGE_GUARD_DROP };

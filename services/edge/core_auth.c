@@ -2,7 +2,13 @@
  * from local subscribers (407, §22.3) against the HA1s in Redis, with the stateless
  * nonces of digest.h and the nonce-count replay check in Redis (short TTL), so that
  * the authenticated retry may land on any edge. Unknown users get exactly the same
- * challenge as a wrong password. */
+ * challenge as a wrong password.
+ *
+ * Two paths. Other methods: one script (LUA_AUTHINFO) reads the HA1 and records the
+ * nonce-count, the response is checked here. REGISTER (issue 6): the response is
+ * checked with the HA1 cache (core_ha1.c; one HGET on a miss) and the Redis half —
+ * HA1 still the stored one, nonce-count fresh — is done by the registration script
+ * with the binding write (RegisterRequest.auth): one script per REGISTER. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +24,8 @@
 
 SK_LOG_MODULE("auth");
 
-/* KEYS: cred hash, nonce-count key. ARGV: HA1 field, nc (0: none), ttl seconds.
+/* Requests other than REGISTER.
+ * KEYS: cred hash, nonce-count key. ARGV: HA1 field, nc (0: none), ttl seconds.
  * Returns {ha1 or "", 1 fresh nc | 0 replayed}. The nc is recorded before the
  * response is checked (one round trip); a wrong response can therefore burn an nc,
  * which only makes the client re-authenticate. */
@@ -32,6 +39,27 @@ static const char LUA_AUTHINFO[] =
 	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])\n"
 	"end\n"
 	"return {ha1, 1}\n";
+
+/* snprintf(out, size, "%s%s%s", a, sep, b) without the format machinery, truncating
+ * alike: on every REGISTER (callgrind: ~600 instructions per snprintf). */
+static void join(char *out, size_t size, const char *a, const char *sep, const char *b)
+{
+	const char *parts[3] = {a, sep, b};
+	size_t o = 0;
+
+	for (int i = 0; i < 3; i++) {
+		size_t n;
+
+		if (!parts[i])
+			continue;
+		n = strlen(parts[i]);
+		if (n > size - 1 - o)
+			n = size - 1 - o;
+		memcpy(out + o, parts[i], n);
+		o += n;
+	}
+	out[o] = '\0';
+}
 
 /* "sha256,md5": the algorithms to offer, in the order of the challenges. RFC 8760
  * §2.4 puts SHA-256 first; clients that read only the first challenge and know only
@@ -71,22 +99,32 @@ int edge_auth_algs_order(const char *s, unsigned *algs, enum edge_digest_alg *or
 	return *algs ? 0 : SK_EINVAL;
 }
 
-struct auth {
+struct edge_auth {
 	struct edge *e;
 	struct edge_stx *stx;
 	bool proxy;
 	char realm[EDGE_DIGEST_REALM_MAX + 1];
 	char aor[REGDATA_AOR_MAX];
 	struct edge_digest_creds c;
-	edge_auth_cb *cb;
+	char key[2][512]; /* the cred hash, the nonce-count key "<c>:{aor}:nc:<nonce>" */
+	edge_auth_cb *cb;      /* edge_auth */
+	edge_auth_reg_cb *rcb; /* edge_auth_register */
 	void *arg;
+	/* REGISTER: the HA1 verified with, from the cache or read for this request */
+	char ha1[EDGE_DIGEST_HEX_SIZE];
+	bool fetched, retried;
 };
 
 static void auth_destroy(void *p)
 {
-	struct auth *a = p;
+	struct edge_auth *a = p;
 
 	sk_deref(a->stx);
+}
+
+static const char *ha1_field(enum edge_digest_alg alg)
+{
+	return alg == EDGE_DIGEST_SHA256 ? "ha1_sha256" : "ha1_md5";
 }
 
 static void challenge(struct edge *e, struct edge_stx *stx, bool proxy, const char *realm,
@@ -152,88 +190,120 @@ static bool uri_names_us(struct edge *e, const char *uri)
 	char buf[EDGE_DIGEST_URI_SIZE];
 	url_t u[1];
 
-	snprintf(buf, sizeof(buf), "%s", uri);
+	join(buf, sizeof(buf), uri, NULL, NULL);
 	return url_d(u, buf) >= 0 && (u->url_type == url_sip || u->url_type == url_sips) &&
 	       (edge_uri_is_us(e, u) || (!u->url_user && edge_domain_local(e, u->url_host)));
 }
 
+/* cb or rcb, once; the caller releases its reference to a afterwards. */
+static void finish(struct edge_auth *a, bool ok)
+{
+	if (a->rcb)
+		a->rcb(a->e, a->stx, ok ? a : NULL, ok ? a->c.username : NULL, a->arg);
+	else
+		a->cb(a->e, a->stx, ok, ok ? a->c.username : NULL, a->arg);
+}
+
+static void unavailable(struct edge_auth *a, int err, const char *what)
+{
+	SK_WARN("credentials lookup for %s failed: %s", a->aor, err ? sk_strerror(err) : what);
+	edge_reply(a->e, a->stx, 500, "Server Internal Error (credentials unavailable)",
+		   "Retry-After: 5\r\n");
+	finish(a, false);
+}
+
+/* The response against ha1 (RFC 7616 §3.4.1), with the digest-uri leniency. */
+static void verify(struct edge_auth *a, const char *ha1, struct edge_digest_result *res)
+{
+	sip_t *sip = sip_object(edge_stx_msg(a->stx));
+
+	if (!ha1) {
+		edge_digest_result_set(res, EDGE_DIGEST_UNKNOWN_USER, "no such user");
+	} else if (edge_digest_verify(&a->c, sip->sip_request->rq_method_name,
+				      sip->sip_request->rq_url, ha1, a->c.alg, res)) {
+		edge_digest_result_set(res, EDGE_DIGEST_MALFORMED, "cannot verify");
+	} else if (res->status == EDGE_DIGEST_URI_MISMATCH && uri_names_us(a->e, a->c.uri)) {
+		/* sipp and some phones put the address they sent to in digest-uri rather
+		 * than the Request-URI; naming this edge or a served domain is as good
+		 * (the response still covers it). */
+		if (edge_digest_verify(&a->c, sip->sip_request->rq_method_name, NULL, ha1,
+				       a->c.alg, res))
+			edge_digest_result_set(res, EDGE_DIGEST_MALFORMED, "cannot verify");
+	}
+}
+
+/* A failed authentication: logged (fail2ban, guard), then 400 for a digest-uri that
+ * is not ours, else a fresh challenge — unknown user, wrong password and replay all
+ * get the same one. */
+static void refuse(struct edge_auth *a, const struct edge_digest_result *res)
+{
+	log_failure(a->e, a->stx, a->c.username, a->realm, res);
+	if (res->status == EDGE_DIGEST_URI_MISMATCH)
+		edge_reply(a->e, a->stx, 400, "Bad Request (digest uri does not match)", NULL);
+	else
+		challenge(a->e, a->stx, a->proxy, a->realm, false);
+}
+
 static void on_info(int err, struct redisReply *r, void *arg)
 {
-	struct auth *a = arg;
-	struct edge *e = a->e;
+	struct edge_auth *a = arg;
 	struct edge_digest_result res;
-	sip_t *sip = sip_object(edge_stx_msg(a->stx));
 	const char *ha1 = NULL;
-	bool fresh = false;
+	bool fresh;
 
 	if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-		SK_WARN("credentials lookup for %s failed: %s", a->aor,
-			err ? sk_strerror(err) : "bad reply");
-		edge_reply(e, a->stx, 500, "Server Internal Error (credentials unavailable)",
-			   "Retry-After: 5\r\n");
-		a->cb(e, a->stx, false, NULL, a->arg);
+		unavailable(a, err, "bad reply");
 		sk_deref(a);
 		return;
 	}
 	if (r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len)
 		ha1 = r->element[0]->str;
 	fresh = r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1;
-	if (!ha1) {
-		edge_digest_result_set(&res, EDGE_DIGEST_UNKNOWN_USER, "no such user");
-	} else if (edge_digest_verify(&a->c, sip->sip_request->rq_method_name,
-				      sip->sip_request->rq_url, ha1, a->c.alg, &res)) {
-		edge_digest_result_set(&res, EDGE_DIGEST_MALFORMED, "cannot verify");
-	} else if (res.status == EDGE_DIGEST_URI_MISMATCH && uri_names_us(e, a->c.uri)) {
-		/* sipp and some phones put the address they sent to in digest-uri rather
-		 * than the Request-URI; naming this edge or a served domain is as good
-		 * (the response still covers it). */
-		if (edge_digest_verify(&a->c, sip->sip_request->rq_method_name, NULL, ha1, a->c.alg,
-				       &res))
-			edge_digest_result_set(&res, EDGE_DIGEST_MALFORMED, "cannot verify");
-	}
+	/* Authoritative: what the next REGISTER of this user verifies with. */
+	edge_ha1_put(a->e->ha1, a->aor, a->c.alg, ha1);
+	verify(a, ha1, &res);
 	if (res.status == EDGE_DIGEST_OK && !fresh) {
 		edge_digest_result_set(&res, EDGE_DIGEST_REPLAY, "nonce-count %s replayed",
 				       a->c.nc_text);
 	}
 	if (res.status == EDGE_DIGEST_OK) {
-		sk_counter_inc(e->m.auth_ok);
-		a->cb(e, a->stx, true, a->c.username, a->arg);
-	} else if (res.status == EDGE_DIGEST_URI_MISMATCH) {
-		log_failure(e, a->stx, a->c.username, a->realm, &res);
-		edge_reply(e, a->stx, 400, "Bad Request (digest uri does not match)", NULL);
-		a->cb(e, a->stx, false, NULL, a->arg);
+		sk_counter_inc(a->e->m.auth_ok);
+		finish(a, true);
 	} else {
-		/* Unknown user, wrong password and replay all get the same fresh challenge. */
-		log_failure(e, a->stx, a->c.username, a->realm, &res);
-		challenge(e, a->stx, a->proxy, a->realm, false);
-		a->cb(e, a->stx, false, NULL, a->arg);
+		refuse(a, &res);
+		finish(a, false);
 	}
 	sk_deref(a);
 }
 
-void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *realm,
-	       edge_auth_cb *cb, void *arg)
+/* The checks that need no Redis (credentials present and well-formed, qop=auth, our
+ * nonce and not stale) and the keys; NULL when the request was answered (cb ran). */
+static struct edge_auth *auth_start(struct edge *e, struct edge_stx *stx, bool proxy,
+				    const char *realm, edge_auth_cb *cb, edge_auth_reg_cb *rcb,
+				    void *arg)
 {
 	sip_t *sip = sip_object(edge_stx_msg(stx));
 	struct edge_digest_result res;
-	struct auth *a;
+	struct edge_auth *a;
 	const char *why;
-	char key[2][512], aor[REGDATA_AOR_MAX + 2], ttl[24], nc[16];
-	const char *argv[3];
-	int err;
+	char aor[REGDATA_AOR_MAX + 2];
 
 	a = sk_zalloc(sizeof(*a), auth_destroy);
 	if (!a) {
 		edge_reply(e, stx, 500, "Server Internal Error", NULL);
-		cb(e, stx, false, NULL, arg);
-		return;
+		if (rcb)
+			rcb(e, stx, NULL, NULL, arg);
+		else
+			cb(e, stx, false, NULL, arg);
+		return NULL;
 	}
 	a->e = e;
 	a->stx = sk_ref(stx);
 	a->proxy = proxy;
 	a->cb = cb;
+	a->rcb = rcb;
 	a->arg = arg;
-	snprintf(a->realm, sizeof(a->realm), "%s", realm);
+	join(a->realm, sizeof(a->realm), realm, NULL, NULL);
 	edge_digest_creds_get(&a->c,
 			      proxy ? (msg_auth_t *)sip->sip_proxy_authorization
 				    : (msg_auth_t *)sip->sip_authorization,
@@ -260,37 +330,170 @@ void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *rea
 		challenge(e, stx, proxy, realm, false);
 		goto fail;
 	}
-	snprintf(aor, sizeof(aor), "%s@%s", a->c.username, realm);
+	join(aor, sizeof(aor), a->c.username, "@", realm);
 	if (regdata_aor_norm(a->aor, sizeof(a->aor), aor, &why) ||
-	    regdata_key_cred(key[0], sizeof(key[0]), e->cluster, a->aor) ||
-	    sk_redis_key(key[1], sizeof(key[1]), e->cluster, a->aor, "nc") ||
-	    strlen(key[1]) + strlen(a->c.nonce) + 2 > sizeof(key[1])) {
+	    regdata_key_cred(a->key[0], sizeof(a->key[0]), e->cluster, a->aor) ||
+	    sk_redis_key(a->key[1], sizeof(a->key[1]), e->cluster, a->aor, "nc") ||
+	    strlen(a->key[1]) + strlen(a->c.nonce) + 2 > sizeof(a->key[1])) {
 		edge_digest_result_set(&res, EDGE_DIGEST_UNKNOWN_USER, "unusable user name");
 		log_failure(e, stx, a->c.username, realm, &res);
 		challenge(e, stx, proxy, realm, false);
 		goto fail;
 	}
-	strcat(key[1], ":");
-	strcat(key[1], a->c.nonce);
-	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(e->conf->nonce_ttl / 1000 + 60));
+	strcat(a->key[1], ":");
+	strcat(a->key[1], a->c.nonce);
+	return a;
+fail:
+	finish(a, false);
+	sk_deref(a);
+	return NULL;
+}
+
+/* Seconds a nonce-count is kept: the nonce's lifetime and a minute of clock skew. */
+static uint32_t nc_ttl(const struct edge *e)
+{
+	return (uint32_t)(e->conf->nonce_ttl / 1000 + 60);
+}
+
+void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *realm,
+	       edge_auth_cb *cb, void *arg)
+{
+	struct edge_auth *a = auth_start(e, stx, proxy, realm, cb, NULL, arg);
+	char ttl[24], nc[16];
+	int err;
+
+	if (!a)
+		return;
+	snprintf(ttl, sizeof(ttl), "%u", nc_ttl(e));
 	snprintf(nc, sizeof(nc), "%u", a->c.nc);
-	argv[0] = a->c.alg == EDGE_DIGEST_SHA256 ? "ha1_sha256" : "ha1_md5";
-	argv[1] = nc;
-	argv[2] = ttl;
 	{
-		const char *all[5] = {key[0], key[1], argv[0], argv[1], argv[2]};
+		const char *all[5] = {a->key[0], a->key[1], ha1_field(a->c.alg), nc, ttl};
 
 		err = sk_redis_eval(e->authinfo, on_info, a, 2, 5, all, NULL);
 	}
 	if (err) {
 		edge_reply(e, stx, 500, "Server Internal Error (credentials unavailable)",
 			   "Retry-After: 5\r\n");
-		goto fail;
+		finish(a, false);
+		sk_deref(a);
 	}
-	return;
-fail:
-	cb(e, stx, false, NULL, arg);
+}
+
+/* ---- REGISTER: the HA1 cache here, the Redis half in the registration script ---- */
+
+static void reg_fetch(struct edge_auth *a);
+
+/* Verifies with a->ha1; a wrong response with a cached HA1 is read again once (the
+ * password may have changed) before it counts as a failure. */
+static void reg_verify(struct edge_auth *a)
+{
+	struct edge_digest_result res;
+
+	verify(a, a->ha1, &res);
+	if (res.status == EDGE_DIGEST_OK) {
+		finish(a, true);
+	} else if (res.status == EDGE_DIGEST_BAD_RESPONSE && !a->fetched) {
+		reg_fetch(a);
+		return;
+	} else {
+		refuse(a, &res);
+		finish(a, false);
+	}
 	sk_deref(a);
+}
+
+static void on_fetch(int err, struct redisReply *r, void *arg)
+{
+	struct edge_auth *a = arg;
+	struct edge_digest_result res;
+
+	if (err || !r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+		unavailable(a, err, "bad reply");
+		sk_deref(a);
+		return;
+	}
+	if (r->type == REDIS_REPLY_NIL || !r->len) {
+		edge_ha1_put(a->e->ha1, a->aor, a->c.alg, NULL);
+		verify(a, NULL, &res);
+		refuse(a, &res);
+		finish(a, false);
+		sk_deref(a);
+		return;
+	}
+	edge_ha1_put(a->e->ha1, a->aor, a->c.alg, r->str);
+	/* An over-long value fails verification as malformed, as it did before. */
+	snprintf(a->ha1, sizeof(a->ha1), "%.*s", (int)r->len, r->str);
+	reg_verify(a);
+}
+
+/* One HGET: the nonce-count is the script's business. */
+static void reg_fetch(struct edge_auth *a)
+{
+	const char *argv[3] = {"HGET", a->key[0], ha1_field(a->c.alg)};
+	int err;
+
+	a->fetched = true;
+	err = sk_redis_cmd(a->e->redis, on_fetch, a, 3, argv, NULL);
+	if (err) {
+		unavailable(a, err, NULL);
+		sk_deref(a);
+	}
+}
+
+void edge_auth_register(struct edge *e, struct edge_stx *stx, const char *realm,
+			edge_auth_reg_cb *cb, void *arg)
+{
+	struct edge_auth *a = auth_start(e, stx, false, realm, NULL, cb, arg);
+
+	if (!a)
+		return;
+	if (edge_ha1_get(e->ha1, a->aor, a->c.alg, a->ha1, sizeof(a->ha1)))
+		reg_verify(a);
+	else
+		reg_fetch(a);
+}
+
+void edge_auth_reg_fill(const struct edge_auth *a, Skein__Sip__V1__RegisterAuth *ra)
+{
+	ra->cred_key = (char *)a->key[0];
+	ra->field = (char *)ha1_field(a->c.alg);
+	ra->ha1 = (char *)a->ha1;
+	ra->nc_key = (char *)a->key[1];
+	ra->nc = a->c.nc;
+	ra->nc_ttl = nc_ttl(a->e);
+}
+
+enum edge_auth_verdict edge_auth_reg_checked(struct edge_auth *a, int check,
+					     const char *current_ha1)
+{
+	struct edge_digest_result res;
+
+	switch (check) {
+	case SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_NONE:
+		sk_counter_inc(a->e->m.auth_ok);
+		return EDGE_AUTH_PASSED;
+	case SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_STALE:
+		/* The password changed (or the user went) since the HA1 was cached. */
+		current_ha1 = current_ha1 ? current_ha1 : "";
+		edge_ha1_put(a->e->ha1, a->aor, a->c.alg, current_ha1);
+		snprintf(a->ha1, sizeof(a->ha1), "%s", current_ha1);
+		verify(a, *current_ha1 ? a->ha1 : NULL, &res);
+		if (res.status == EDGE_DIGEST_OK && !a->retried) {
+			a->retried = true;
+			return EDGE_AUTH_RETRY;
+		}
+		if (res.status == EDGE_DIGEST_OK) /* changed again under our feet */
+			edge_digest_result_set(&res, EDGE_DIGEST_BAD_RESPONSE,
+					       "credentials changed during the request");
+		break;
+	case SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY:
+	default:
+		edge_digest_result_set(&res, EDGE_DIGEST_REPLAY, "nonce-count %s replayed",
+				       a->c.nc_text);
+		break;
+	}
+	refuse(a, &res);
+	return EDGE_AUTH_ANSWERED;
 }
 
 /* The nonce secret: from the config, else one random secret per cluster kept in
@@ -338,6 +541,8 @@ int edge_auth_setup(struct edge *e)
 	err = sk_redis_script_add(e->redis, &e->authinfo, LUA_AUTHINFO);
 	if (!err)
 		err = sk_redis_script_add(e->redis, &e->lookup, REGDATA_LUA_LOOKUP);
+	if (!err)
+		err = edge_ha1_alloc(&e->ha1, (size_t)e->conf->auth_cache_size);
 	if (err)
 		return err;
 	if (e->conf->auth_secret[0]) {

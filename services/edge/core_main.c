@@ -499,4 +499,5 @@ void edge_core_stop(struct edge *e)
 		edge_tp_close(e->tp);
 		e->tp = sk_deref(e->tp);
 	}
+	e->ha1 = sk_deref(e->ha1);
 }

@@ -75,6 +75,10 @@ static const struct sk_conf_key keys[] = {
 	{"nonce_ttl", SK_CONF_DURATION, offsetof(struct edge_conf, nonce_ttl), "300s",
 	 "Age after which a nonce is stale (stale=true, RFC 7616 §3.3)", 0, 1000, 86400000, 0,
 	 0},
+	{"auth_cache_size", SK_CONF_INT, offsetof(struct edge_conf, auth_cache_size), "65536",
+	 "HA1s kept in memory, so that a REGISTER needs one Redis script (the registrar's, "
+	 "which also checks that the HA1 is still current); 0: read every time",
+	 0, 0, 16777216, 0, 0},
 	{"max_msg_size", SK_CONF_INT, offsetof(struct edge_conf, max_msg_size), "65535",
 	 "Largest SIP message accepted (513 above it)", 0, 1024, 1048576, 0, 0},
 	{"t1", SK_CONF_DURATION, offsetof(struct edge_conf, t1), "500ms",

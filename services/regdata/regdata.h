@@ -75,10 +75,16 @@ int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis
  *   set expires_in from the seconds. An optional
  *   KEYS[3] (meta) is purged too; without it the registration script tidies meta.
  *
- * REGDATA_LUA_REGISTER: KEYS = reg, exp, meta. One REGISTER, atomically (RFC 3261
- *   §10.3 steps 6-8, RFC 5626 §6). Called with the arguments regdata_register_prepare()
- *   builds; its reply is read by regdata_register_result(). The script:
- *   - takes the time from Redis TIME and first purges expired bindings;
+ * REGDATA_LUA_REGISTER: KEYS = reg, exp, meta [, cred, nonce-count]. One REGISTER,
+ *   atomically (RFC 3261 §10.3 steps 6-8, RFC 5626 §6). Called with the arguments
+ *   regdata_register_prepare() builds; its reply is read by regdata_register_result().
+ *   The script:
+ *   - with RegisterRequest.auth (the edge verified the digest with a cached HA1),
+ *     first checks that HGET cred <field> is that HA1 (else 401 STALE with the stored
+ *     one, "" when none) and that the nonce-count is above the one stored for the
+ *     nonce (else 401 REPLAY), writing nothing; then records the nonce-count (SET EX
+ *     nc_ttl) and goes on;
+ *   - takes the time from Redis TIME and purges expired bindings;
  *   - for every binding the request touches that is live with the same Call-ID:
  *     a stored CSeq above the request's fails the whole request (500); an equal one is
  *     allowed only as a replay (below); a different Call-ID simply replaces it;
@@ -131,12 +137,16 @@ struct regdata_policy {
 /* The outcome of one REGISTER. reason is static text. bindings (for any code) are the
  * AOR's current bindings, expires_in set; owned by the result. */
 struct regdata_reg_result {
-	uint32_t code; /* SIP status: 200, 400, 403, 423, 500 */
+	uint32_t code; /* SIP status: 200, 400, 401, 403, 423, 500 */
 	const char *reason;
 	uint32_t min_expires; /* with 423 */
 	bool query, replay;
 	uint32_t added, refreshed, removed;
 	struct regdata_bindings bindings;
+	/* code 401: RegisterRequest.auth failed; current_ha1 is the stored HA1 with
+	 * STALE ("" when the user or that HA1 is gone) */
+	Skein__Sip__V1__AuthCheck auth_check;
+	char current_ha1[129];
 };
 
 /* Arguments of one REGDATA_LUA_REGISTER call, for sk_redis_eval (or EVAL with the
@@ -153,7 +163,9 @@ struct regdata_reg_cmd {
  * - 0 and *cp NULL: answered without Redis, res->code is 400 (malformed AOR, Contact:
  *   * with other contacts or Expires other than 0, too many or bad contacts) or 423
  *   (res->min_expires set);
- * - SK_EINVAL (NULL arguments), SK_ENOMEM, SK_ERANGE (cluster name too long).
+ * - SK_EINVAL (NULL arguments; rq->auth with keys outside the AOR's hash tag, an
+ *   unknown HA1 field or over-long values), SK_ENOMEM, SK_ERANGE (cluster name too
+ *   long).
  * res is always initialised (release it with regdata_reg_result_release). */
 int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_result *res,
 			     const char *cluster, const Skein__Sip__V1__RegisterRequest *rq,

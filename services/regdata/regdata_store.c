@@ -11,78 +11,139 @@
 #define STR_(x) #x
 #define STR(x)	STR_(x)
 
-/* KEYS: reg, exp, meta.
+/* KEYS: reg, exp, meta [, cred, nonce-count] (the last two with RegisterRequest.auth).
  * ARGV: call-id, cseq, mode ('q' query, 's' Contact: *, 'u' update), max_contacts,
- *       n, then n x (binding key, expires in s (0 removes), packed Binding).
+ *       n, [HA1 field, HA1, nc, nc ttl s,] then n x (binding key, expires in s (0
+ *       removes), packed Binding).
  * Returns {code, tag, added, refreshed, removed, blob, seconds left, ...}; the tag is
- * 'ok', 'query', 'replay', 'cseq' (500) or 'max' (403). regdata.h says what it does.
+ * 'ok', 'query', 'replay', 'cseq' (500) or 'max' (403); or {401, 'stale', 0, 0, 0,
+ * current HA1 or ""} / {401, 'nc', 0, 0, 0} when the digest's Redis half fails.
+ * regdata.h says what it does.
  * Byte 16 ('\16') is the protobuf tag of field 2 (expires_at_ms, varint), 112 ('\112')
- * that of field 14 (registered_ms); Lua numbers are exact up to 2^53 ms. */
+ * that of field 14 (registered_ms); Lua numbers are exact up to 2^53 ms.
+ *
+ * Cost (issue 6): a REGISTER is the hottest script of the cluster, so it reads each
+ * key once — one ZRANGE WITHSCORES gives the live bindings, the expired ones (the
+ * purge only runs when there are some), the count and their scores, and the state
+ * after the writes is computed here rather than read back; meta and reg are read
+ * with one HMGET each, and the bindings just written are answered from the Lua side.
+ * A refresh of the only binding is 10 calls, 13 with the digest check (it was 16
+ * here plus 3 in the edge's own script). */
 const char REGDATA_LUA_REGISTER[] =
 	"local reg, exp, meta = KEYS[1], KEYS[2], KEYS[3]\n"
-	"local t = redis.call('TIME')\n"
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local callid, cseq, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
 	"local maxc, n = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-	"local old = redis.call('ZRANGEBYSCORE', exp, '-inf', now)\n"
-	"for _, k in ipairs(old) do\n"
-	"  redis.call('HDEL', reg, k)\n"
-	"  redis.call('HDEL', meta, k)\n"
+	"local base = 6\n"
+	/* The digest's Redis half first (RFC 7616 §3.4.5): the HA1 the edge verified
+	 * with is still the stored one, and the nonce-count is fresh; else nothing is
+	 * written. The nc is recorded even when the registration then fails: the
+	 * Authorization was used. */
+	"if KEYS[5] then\n"
+	"  local cur = redis.call('HGET', KEYS[4], ARGV[6])\n"
+	"  if cur ~= ARGV[7] then return {401, 'stale', 0, 0, 0, cur or ''} end\n"
+	"  local nc = tonumber(ARGV[8])\n"
+	"  if nc > 0 then\n"
+	"    if nc <= tonumber(redis.call('GET', KEYS[5]) or '0') then\n"
+	"      return {401, 'nc', 0, 0, 0}\n"
+	"    end\n"
+	"    redis.call('SET', KEYS[5], ARGV[8], 'EX', ARGV[9])\n"
+	"  end\n"
+	"  base = 10\n"
 	"end\n"
-	"if #old > 0 then redis.call('ZREMRANGEBYSCORE', exp, '-inf', now) end\n"
-	/* The reply lists every live binding; live is ZRANGE exp WITHSCORES when the
-	 * caller has it already. */
-	"local function answer(code, tag, a, r, d, live)\n"
-	"  local out = {code, tag, a, r, d}\n"
-	"  live = live or redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
-	"  for i = 1, #live, 2 do\n"
-	"    local b = redis.call('HGET', reg, live[i])\n"
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	/* Commands over a list of fields, in chunks: unpack() has a stack limit. */
+	"local function each(cmd, key, list)\n"
+	"  for i = 1, #list, 1000 do\n"
+	"    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
+	"  end\n"
+	"end\n"
+	"local function hmget(key, list)\n"
+	"  local got = {}\n"
+	"  for i = 1, #list, 1000 do\n"
+	"    local p = redis.call('HMGET', key, unpack(list, i, math.min(i + 999, #list)))\n"
+	"    for j = 1, #p do got[list[i + j - 1]] = p[j] end\n"
+	"  end\n"
+	"  return got\n"
+	"end\n"
+	/* order: the live binding keys; score: key -> expiry (ms), nil when not live. */
+	"local order, score, old = {}, {}, {}\n"
+	"local z = redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
+	"for i = 1, #z, 2 do\n"
+	"  local s = tonumber(z[i + 1])\n"
+	"  if s <= now then\n"
+	"    old[#old + 1] = z[i]\n"
+	"  else\n"
+	"    order[#order + 1] = z[i]\n"
+	"    score[z[i]] = s\n"
+	"  end\n"
+	"end\n"
+	"if #old > 0 then\n"
+	"  each('HDEL', reg, old)\n"
+	"  each('HDEL', meta, old)\n"
+	"  redis.call('ZREMRANGEBYSCORE', exp, '-inf', now)\n"
+	"end\n"
+	/* The reply lists every live binding, by expiry as ZRANGE would; blobs holds
+	 * those written by this request. */
+	"local function answer(code, tag, a, r, d, blobs)\n"
+	"  local out, want = {code, tag, a, r, d}, {}\n"
+	"  blobs = blobs or {}\n"
+	"  for _, k in ipairs(order) do\n"
+	"    if not blobs[k] then want[#want + 1] = k end\n"
+	"  end\n"
+	"  local got = hmget(reg, want)\n"
+	"  for _, k in ipairs(order) do\n"
+	"    local b = blobs[k] or got[k]\n"
 	"    if b then\n"
 	"      out[#out + 1] = b\n"
-	"      out[#out + 1] = math.ceil((tonumber(live[i + 1]) - now) / 1000)\n"
+	"      out[#out + 1] = math.ceil((score[k] - now) / 1000)\n"
 	"    end\n"
 	"  end\n"
 	"  return out\n"
 	"end\n"
-	"local function getmeta(k)\n"
-	"  local m = redis.call('HGET', meta, k)\n"
-	"  if not m then return nil end\n"
-	"  local c, r, id = string.match(m, '^(%d+) (%d+) (.*)$')\n"
-	"  if not c then return nil end\n"
-	"  return tonumber(c), tonumber(r), id\n"
-	"end\n"
+	/* One string.char: Lua interns every string it makes. */
 	"local function varint(x)\n"
-	"  local s = ''\n"
+	"  local b, i = {}, 1\n"
 	"  while x >= 128 do\n"
-	"    s = s .. string.char(x % 128 + 128)\n"
+	"    b[i] = x % 128 + 128\n"
 	"    x = math.floor(x / 128)\n"
+	"    i = i + 1\n"
 	"  end\n"
-	"  return s .. string.char(x)\n"
+	"  b[i] = x\n"
+	"  return string.char(unpack(b))\n"
 	"end\n"
 	"if mode == 'q' then return answer(200, 'query', 0, 0, 0) end\n"
 	"local keys, ops = {}, {}\n"
 	"if mode == 's' then\n"
-	"  for _, k in ipairs(redis.call('ZRANGE', exp, 0, -1)) do\n"
+	"  for _, k in ipairs(order) do\n"
 	"    keys[#keys + 1] = k\n"
 	"    ops[k] = {0, ''}\n"
 	"  end\n"
 	"else\n"
 	"  for i = 0, n - 1 do\n"
-	"    local k = ARGV[6 + 3 * i]\n"
+	"    local k = ARGV[base + 3 * i]\n"
 	"    if not ops[k] then keys[#keys + 1] = k end\n"
-	"    ops[k] = {tonumber(ARGV[7 + 3 * i]), ARGV[8 + 3 * i]}\n"
+	"    ops[k] = {tonumber(ARGV[base + 1 + 3 * i]), ARGV[base + 2 + 3 * i]}\n"
 	"  end\n"
 	"end\n"
 	/* Plan first: a request that fails writes nothing. What the plan reads of each
 	 * binding (live?, first registration, Call-ID) serves the writes too. */
-	"local before = redis.call('ZCARD', exp)\n"
+	"local lk = {}\n"
+	"for _, k in ipairs(keys) do\n"
+	"  if score[k] then lk[#lk + 1] = k end\n"
+	"end\n"
+	"local metas = hmget(meta, lk)\n"
+	"local before = #order\n"
 	"local after, same, changes = before, 0, 0\n"
 	"for _, k in ipairs(keys) do\n"
 	"  local op = ops[k]\n"
-	"  local live = redis.call('ZSCORE', exp, k)\n"
-	"  local c, r, id\n"
-	"  if live then c, r, id = getmeta(k) end\n"
-	"  op[3], op[4], op[5] = live, r, id\n"
+	"  local live = score[k] ~= nil\n"
+	"  local c, rs, id\n"
+	"  if live and metas[k] then\n"
+	"    c, rs, id = string.match(metas[k], '^(%d+) (%d+) (.*)$')\n"
+	"    c = tonumber(c)\n"
+	"  end\n"
+	"  op[3], op[4], op[5] = live, rs, id\n"
 	"  if live and id == callid and c > cseq then return answer(500, 'cseq', 0, 0, 0) end\n"
 	"  if live and id == callid and c == cseq then\n"
 	"    local cur = redis.call('HGET', reg, k) or ''\n"
@@ -102,50 +163,81 @@ const char REGDATA_LUA_REGISTER[] =
 	"end\n"
 	"if after > maxc and after > before then return answer(403, 'max', 0, 0, 0) end\n"
 	"local added, refreshed, removed = 0, 0, 0\n"
+	"local hs, ms, zs, dels, blobs = {}, {}, {}, {}, {}\n"
 	"for _, k in ipairs(keys) do\n"
 	"  local op = ops[k]\n"
 	"  local live = op[3]\n"
 	"  if op[1] == 0 then\n"
 	"    if live then\n"
-	"      redis.call('HDEL', reg, k)\n"
-	"      redis.call('HDEL', meta, k)\n"
-	"      redis.call('ZREM', exp, k)\n"
+	"      dels[#dels + 1] = k\n"
+	"      score[k] = nil\n"
 	"      removed = removed + 1\n"
 	"    end\n"
 	"  else\n"
-	"    local first = now\n"
+	"    local first, fs = now, nil\n"
 	"    if live then\n"
-	"      if op[5] == callid and op[4] then first = op[4] end\n"
+	"      if op[5] == callid and op[4] then first, fs = tonumber(op[4]), op[4] end\n"
 	"      refreshed = refreshed + 1\n"
 	"    else\n"
 	"      added = added + 1\n"
+	"      order[#order + 1] = k\n"
 	"    end\n"
 	"    local e = now + op[1] * 1000\n"
-	"    redis.call('HSET', reg, k, op[2] .. '\\16' .. varint(e) .. '\\112' .. varint(first))\n"
-	"    redis.call('HSET', meta, k, string.format('%d %d %s', cseq, first, callid))\n"
-	"    redis.call('ZADD', exp, e, k)\n"
+	"    local b = op[2] .. '\\16' .. varint(e) .. '\\112' .. varint(first)\n"
+	/* Numbers go to Redis as strings made once, with the integer format: Lua's
+	 * own conversion is a %.14g printf per use. */
+	"    fs = fs or string.format('%d', first)\n"
+	"    hs[#hs + 1], hs[#hs + 2] = k, b\n"
+	"    ms[#ms + 1], ms[#ms + 2] = k, ARGV[2] .. ' ' .. fs .. ' ' .. callid\n"
+	"    zs[#zs + 1], zs[#zs + 2] = string.format('%d', e), k\n"
+	"    score[k], blobs[k] = e, b\n"
 	"  end\n"
 	"end\n"
-	/* One ZRANGE serves the expiry of the keys (the last score), the meta clean-up
-	 * (how many are live) and the reply. */
-	"local live = redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
+	"if #dels > 0 then\n"
+	"  each('HDEL', reg, dels)\n"
+	"  each('HDEL', meta, dels)\n"
+	"  each('ZREM', exp, dels)\n"
+	"end\n"
+	"if #hs > 0 then\n"
+	"  redis.call('HSET', reg, unpack(hs))\n"
+	"  redis.call('HSET', meta, unpack(ms))\n"
+	"  redis.call('ZADD', exp, unpack(zs))\n"
+	"end\n"
+	/* The state after the writes, in ZRANGE's order (score, then key). */
+	"local live, top = {}, 0\n"
+	"for _, k in ipairs(order) do\n"
+	"  if score[k] then\n"
+	"    live[#live + 1] = k\n"
+	"    if score[k] > top then top = score[k] end\n"
+	"  end\n"
+	"end\n"
+	"if #live > 1 and #hs > 0 then\n"
+	"  table.sort(live, function(a, b)\n"
+	"    if score[a] ~= score[b] then return score[a] < score[b] end\n"
+	"    return a < b\n"
+	"  end)\n"
+	"end\n"
+	"order = live\n"
 	"if #live == 0 then\n"
 	"  redis.call('DEL', reg, exp, meta)\n"
 	"else\n"
-	"  local ttl = tonumber(live[#live]) - now + " STR(REGDATA_TTL_SLACK_MS) "\n"
+	"  local ttl = string.format('%d', top - now + " STR(REGDATA_TTL_SLACK_MS) ")\n"
 	"  redis.call('PEXPIRE', reg, ttl)\n"
 	"  redis.call('PEXPIRE', exp, ttl)\n"
 	"  redis.call('PEXPIRE', meta, ttl)\n"
 	/* Lookups purge reg and exp only: drop meta of bindings they removed. */
-	"  if redis.call('HLEN', meta) > #live / 2 then\n"
+	"  if redis.call('HLEN', meta) > #live then\n"
+	"    local gone = {}\n"
 	"    for _, k in ipairs(redis.call('HKEYS', meta)) do\n"
-	"      if not redis.call('ZSCORE', exp, k) then redis.call('HDEL', meta, k) end\n"
+	"      if not score[k] then gone[#gone + 1] = k end\n"
 	"    end\n"
+	"    each('HDEL', meta, gone)\n"
 	"  end\n"
 	"end\n"
-	"return answer(200, 'ok', added, refreshed, removed, live)\n";
+	"return answer(200, 'ok', added, refreshed, removed, blobs)\n";
 
-#define FIXED_ARGS 8 /* 3 keys + 5 ARGV before the contacts */
+#define FIXED_ARGS 14 /* 5 keys + 9 ARGV before the contacts */
+#define HA1_MAX	   128 /* hex SHA-256 is 64; anything longer is not ours */
 
 struct slot {
 	char key[REGDATA_URI_MAX + 16];
@@ -157,7 +249,9 @@ struct slot {
 struct cmd {
 	struct regdata_reg_cmd pub;
 	char keys[3][REGDATA_AOR_MAX + 256];
-	char cseq[16], maxc[24], n[16];
+	char cseq[24], maxc[24], n[24];
+	/* RegisterRequest.auth (bounded copies, the keys checked by auth_args) */
+	char akeys[2][REGDATA_AOR_MAX + 512], field[16], ha1[HA1_MAX + 1], nc[24], ttl[24];
 	const char *argv[FIXED_ARGS + 3 * REGDATA_REQ_CONTACTS_MAX];
 	size_t lens[FIXED_ARGS + 3 * REGDATA_REQ_CONTACTS_MAX];
 	size_t nslots;
@@ -263,6 +357,78 @@ static int check(struct regdata_reg_result *res, const Skein__Sip__V1__RegisterR
 	return 0;
 }
 
+/* The Redis Cluster hash tag of key: what is between the first '{' and the first '}'
+ * after it, when not empty (else the whole key is hashed). */
+static void hash_tag(const char *key, const char **p, size_t *n)
+{
+	const char *o = strchr(key, '{'), *c = o ? strchr(o + 1, '}') : NULL;
+
+	if (!c || c == o + 1) {
+		*p = key;
+		*n = strlen(key);
+		return;
+	}
+	*p = o + 1;
+	*n = (size_t)(c - o - 1);
+}
+
+static bool same_slot(const char *a, const char *b)
+{
+	const char *pa, *pb;
+	size_t na, nb;
+
+	hash_tag(a, &pa, &na);
+	hash_tag(b, &pb, &nb);
+	return na == nb && !memcmp(pa, pb, na);
+}
+
+/* Bounded copies without snprintf: this runs for every REGISTER (callgrind showed
+ * the registrar's snprintf calls as a tenth of its instructions). */
+static bool copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= size)
+		return false;
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+/* Decimal, as "%lld" (out holds 21 bytes). */
+static void itoa10(char *out, int64_t v)
+{
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char tmp[20];
+	size_t n = 0;
+
+	if (v < 0)
+		*out++ = '-';
+	do
+		tmp[n++] = (char)('0' + u % 10);
+	while ((u /= 10));
+	while (n)
+		*out++ = tmp[--n];
+	*out = '\0';
+}
+
+/* RegisterRequest.auth into the script's KEYS[4..5] and ARGV[6..9]. The edge is
+ * trusted, but a bug there must not make the script touch keys of another slot (Redis
+ * Cluster refuses that; a single Redis would silently allow it): SK_EINVAL. */
+static int auth_args(struct cmd *c, const Skein__Sip__V1__RegisterAuth *au)
+{
+	if (!au->cred_key || !au->nc_key || !au->field || !au->ha1 ||
+	    (strcmp(au->field, "ha1_md5") && strcmp(au->field, "ha1_sha256")) ||
+	    !same_slot(au->cred_key, c->keys[0]) || !same_slot(au->nc_key, c->keys[0]) ||
+	    !copy(c->akeys[0], sizeof(c->akeys[0]), au->cred_key) ||
+	    !copy(c->akeys[1], sizeof(c->akeys[1]), au->nc_key) ||
+	    !copy(c->ha1, sizeof(c->ha1), au->ha1) ||
+	    !copy(c->field, sizeof(c->field), au->field))
+		return SK_EINVAL;
+	itoa10(c->nc, au->nc);
+	itoa10(c->ttl, au->nc_ttl ? au->nc_ttl : 1);
+	return 0;
+}
+
 int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_result *res,
 			     const char *cluster, const Skein__Sip__V1__RegisterRequest *rq,
 			     const struct regdata_policy *pol)
@@ -297,16 +463,29 @@ int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_res
 		err = SK_ERANGE;
 		goto out;
 	}
-	snprintf(c->cseq, sizeof(c->cseq), "%u", rq->cseq);
-	snprintf(c->maxc, sizeof(c->maxc), "%lld", (long long)pol->max_contacts);
-	snprintf(c->n, sizeof(c->n), "%zu", n);
+	if (rq->auth && (err = auth_args(c, rq->auth)))
+		goto out;
+	itoa10(c->cseq, rq->cseq);
+	itoa10(c->maxc, pol->max_contacts);
+	itoa10(c->n, (int64_t)n);
 	for (int k = 0; k < 3; k++)
 		c->argv[a++] = c->keys[k];
+	if (rq->auth) {
+		c->argv[a++] = c->akeys[0];
+		c->argv[a++] = c->akeys[1];
+	}
+	c->pub.nkeys = (int)a;
 	c->argv[a++] = rq->call_id;
 	c->argv[a++] = c->cseq;
 	c->argv[a++] = rq->star ? "s" : n ? "u" : "q";
 	c->argv[a++] = c->maxc;
 	c->argv[a++] = c->n;
+	if (rq->auth) {
+		c->argv[a++] = c->field;
+		c->argv[a++] = c->ha1;
+		c->argv[a++] = c->nc;
+		c->argv[a++] = c->ttl;
+	}
 	for (size_t i = 0; i < a; i++)
 		c->lens[i] = strlen(c->argv[i]);
 	for (size_t i = 0; i < n; i++) {
@@ -319,7 +498,7 @@ int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_res
 					  ct->reg_id);
 		if (err)
 			goto out; /* cannot happen: lengths checked above */
-		snprintf(s->exp, sizeof(s->exp), "%lld", (long long)(e < 0 ? 0 : e));
+		itoa10(s->exp, e < 0 ? 0 : e);
 		if (e > 0 && (err = pack_binding(s, rq, ct)))
 			goto out;
 		c->argv[a] = s->key;
@@ -329,7 +508,6 @@ int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_res
 		c->argv[a] = s->blob ? (const char *)s->blob : "";
 		c->lens[a++] = s->blob ? s->len : 0;
 	}
-	c->pub.nkeys = 3;
 	c->pub.argc = (int)a;
 	c->pub.argv = c->argv;
 	c->pub.lens = c->lens;
@@ -361,6 +539,9 @@ int regdata_register_result(struct regdata_reg_result *res, const void *reply)
 		/* RFC 3261 §10.3 step 7: an older or repeated CSeq in this Call-ID. */
 		{"cseq", 500, "Out-of-order CSeq for this Call-ID"},
 		{"max", 403, "Too many registered contacts"},
+		/* RegisterRequest.auth failed (RFC 7616 §3.4.5): nothing was written. */
+		{"stale", 401, "Unauthorized (credentials changed)"},
+		{"nc", 401, "Unauthorized (nonce-count replayed)"},
 	};
 	const redisReply *r = reply;
 	long long code, cnt[3];
@@ -383,6 +564,19 @@ int regdata_register_result(struct regdata_reg_result *res, const void *reply)
 			break;
 	if (i == sizeof(tags) / sizeof(tags[0]))
 		return SK_EPROTO;
+	if (code == 401) {
+		const redisReply *h = r->elements > 5 ? r->element[5] : NULL;
+
+		if (!strcmp(tag, "stale") &&
+		    (!h || h->type != REDIS_REPLY_STRING || h->len >= sizeof(res->current_ha1)))
+			return SK_EPROTO;
+		res_set(res, tags[i].code, tags[i].reason);
+		res->auth_check = strcmp(tag, "nc") ? SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_STALE
+						    : SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY;
+		if (h && h->type == REDIS_REPLY_STRING)
+			memcpy(res->current_ha1, h->str, h->len + 1);
+		return 0;
+	}
 	err = regdata_bindings_from_reply_at(&res->bindings, r, 5, NULL);
 	if (err)
 		return err;
@@ -409,4 +603,6 @@ void regdata_reg_reply_fill(Skein__Sip__V1__RegisterReply *rep,
 	rep->min_expires = res->code == 423 ? res->min_expires : 0;
 	rep->n_bindings = res->bindings.n;
 	rep->bindings = res->bindings.b;
+	rep->auth_check = res->auth_check;
+	rep->current_ha1 = (char *)res->current_ha1;
 }

@@ -44,7 +44,8 @@ static void reg(const uint8_t *d, size_t n)
 	if (regdata_register_prepare(&cmd, &res, "fuzz", rq, &pol) == 0 && !cmd &&
 	    res.code != 400 && res.code != 423)
 		abort();
-	if (cmd && (cmd->nkeys != 3 || cmd->argc < 3))
+	/* reg, exp, meta; and the digest's cred and nonce-count keys with auth */
+	if (cmd && (cmd->nkeys != (rq->auth ? 5 : 3) || cmd->argc < 3))
 		abort();
 	sk_deref(cmd);
 	regdata_reg_result_release(&res);

@@ -286,7 +286,7 @@ static void test_prepare_checks(void **state)
 static void reg_run(struct rq *q, const struct regdata_policy *p, struct regdata_reg_result *res)
 {
 	struct regdata_reg_cmd *cmd;
-	const char *argv[3 + 8 + 3 * REGDATA_REQ_CONTACTS_MAX];
+	const char *argv[3 + 14 + 3 * REGDATA_REQ_CONTACTS_MAX];
 	size_t lens[N(argv)];
 	char nk[8];
 	redisReply *rep;
@@ -645,6 +645,136 @@ static void test_expiry_and_lookup(void **state)
 	regdata_reg_result_release(&res);
 }
 
+static char *srv_str(const char *fmt, const char *arg, char *out, size_t size)
+{
+	redisReply *r = srv_cmd(fmt, arg);
+
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_NIL)
+		snprintf(out, size, "(nil)");
+	else
+		snprintf(out, size, "%s", r->str);
+	freeReplyObject(r);
+	return out;
+}
+
+#define CRED  "t:{alice@example.com}:cred"
+#define NCKEY "t:{alice@example.com}:nc:n1"
+#define HA1A  "0123456789abcdef0123456789abcdef"
+#define HA1B  "fedcba9876543210fedcba9876543210"
+
+/* RegisterRequest.auth: the digest's Redis half in the same script (issue 6). */
+static void test_auth_check(void **state)
+{
+	struct regdata_reg_result res = {0};
+	Skein__Sip__V1__RegisterAuth au = SKEIN__SIP__V1__REGISTER_AUTH__INIT;
+	Skein__Sip__V1__RegisterReply rep = SKEIN__SIP__V1__REGISTER_REPLY__INIT;
+	struct regdata_reg_cmd *cmd;
+	char buf[256];
+	struct rq q;
+	redisReply *r;
+
+	(void)state;
+	flush();
+	r = srv_cmd("HSET %s ha1_md5 %s", CRED, HA1A);
+	assert_non_null(r);
+	freeReplyObject(r);
+	au.cred_key = CRED;
+	au.field = "ha1_md5";
+	au.nc_key = NCKEY;
+	au.nc_ttl = 360;
+
+	/* STALE: the edge's HA1 is not the stored one; nothing is written. */
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
+	au.ha1 = HA1B;
+	au.nc = 1;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 401);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_STALE);
+	assert_string_equal(res.current_ha1, HA1A);
+	assert_int_equal(res.bindings.n, 0);
+	regdata_reg_reply_fill(&rep, &res);
+	assert_int_equal(rep.code, 401);
+	assert_int_equal(rep.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_STALE);
+	assert_string_equal(rep.current_ha1, HA1A);
+	assert_int_equal(srv_int("EXISTS %s", NCKEY), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:meta"), 0);
+
+	/* The right HA1: registered, and the nonce-count kept with its TTL. */
+	au.ha1 = HA1A;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_NONE);
+	assert_int_equal(res.added, 1);
+	assert_int_equal(res.bindings.n, 1);
+	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "1");
+	assert_in_range(srv_int("TTL %s", NCKEY), 350, 360);
+
+	/* REPLAY: the same nc again (a new CSeq, or it would be a registration replay);
+	 * nothing is written: the binding keeps CSeq 1, the nc stays 1. */
+	rq_init(&q, "c1", 2, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 401);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY);
+	assert_int_equal(res.bindings.n, 0);
+	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "1 ", 2), 0);
+	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "1");
+	assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:exp"), 3500000,
+			3600000 + REGDATA_TTL_SLACK_MS);
+	/* A lower nc is a replay too; the next one passes. */
+	au.nc = 0x10;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.refreshed, 1);
+	assert_in_range(res.bindings.b[0]->expires_in, 599, 600);
+	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "16");
+	au.nc = 0xf;
+	q.r.cseq = 3;
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY);
+
+	/* The user deleted, or no HA1 of that algorithm: STALE with "". */
+	au.nc = 0x11;
+	au.field = "ha1_sha256";
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 401);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_STALE);
+	assert_string_equal(res.current_ha1, "");
+	au.field = "ha1_md5";
+	r = srv_cmd("DEL %s", CRED);
+	assert_non_null(r);
+	freeReplyObject(r);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_STALE);
+	assert_string_equal(res.current_ha1, "");
+	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "16");
+	regdata_reg_result_release(&res);
+
+	/* Keys outside the AOR's hash slot, or an unknown field: refused before Redis. */
+	au.cred_key = "t:{bob@example.com}:cred";
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), SK_EINVAL);
+	assert_null(cmd);
+	au.cred_key = CRED;
+	au.nc_key = "t:nc:n1";
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), SK_EINVAL);
+	au.nc_key = NCKEY;
+	au.field = "password";
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), SK_EINVAL);
+	au.field = "ha1_md5";
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_non_null(cmd);
+	assert_int_equal(cmd->nkeys, 5);
+	sk_deref(cmd);
+	regdata_reg_result_release(&res);
+}
+
 static void test_result_shape(void **state)
 {
 	struct regdata_reg_result res;
@@ -661,6 +791,16 @@ static void test_result_shape(void **state)
 	assert_int_equal(regdata_register_result(&res, r), SK_EPROTO);
 	freeReplyObject(r);
 	assert_int_equal(regdata_register_result(&res, NULL), SK_EPROTO);
+	/* a STALE answer carries the current HA1 */
+	r = srv_cmd("EVAL %s 0", "return {401, 'stale', 0, 0, 0}");
+	assert_non_null(r);
+	assert_int_equal(regdata_register_result(&res, r), SK_EPROTO);
+	freeReplyObject(r);
+	r = srv_cmd("EVAL %s 0", "return {401, 'nc', 0, 0, 0}");
+	assert_non_null(r);
+	assert_int_equal(regdata_register_result(&res, r), 0);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY);
+	freeReplyObject(r);
 	regdata_reg_result_release(&res);
 }
 
@@ -671,7 +811,7 @@ int main(void)
 		SK_TEST(test_decode_sort),	  SK_TEST(test_prepare_checks),
 		RT(test_add_refresh_remove),	  RT(test_cseq_order_and_replay),
 		RT(test_instance_and_limit),	  RT(test_expiry_and_lookup),
-		RT(test_result_shape),
+		RT(test_result_shape),		  RT(test_auth_check),
 	};
 
 	(void)srv_signal; /* sk_test_redis.h's outage helper: not needed here */
