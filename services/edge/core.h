@@ -122,6 +122,10 @@ void edge_core_stop(struct edge *e);
 void edge_core_reload(struct edge *e);
 bool edge_core_ready(struct edge *e, const char **why);
 int edge_method_idx(sip_method_t m);
+/* snprintf(out, size, "%s%s%s", a, sep, b) without the format machinery (a NULL part
+ * is skipped), truncating alike; size > 0. On every REGISTER: callgrind counted ~600
+ * instructions per snprintf. */
+void edge_join(char *out, size_t size, const char *a, const char *sep, const char *b);
 void edge_count_resp(struct edge *e, int status);
 /* Answer and count (wrapper of edge_stx_reply). */
 int edge_reply(struct edge *e, struct edge_stx *stx, int status, const char *reason,

@@ -501,3 +501,22 @@ void edge_core_stop(struct edge *e)
 	}
 	e->ha1 = sk_deref(e->ha1);
 }
+
+void edge_join(char *out, size_t size, const char *a, const char *sep, const char *b)
+{
+	const char *parts[3] = {a, sep, b};
+	size_t o = 0;
+
+	for (int i = 0; i < 3; i++) {
+		size_t n;
+
+		if (!parts[i])
+			continue;
+		n = strlen(parts[i]);
+		if (n > size - 1 - o)
+			n = size - 1 - o;
+		memcpy(out + o, parts[i], n);
+		o += n;
+	}
+	out[o] = '\0';
+}

@@ -368,11 +368,16 @@ int regdata_bindings_from_reply_at(struct regdata_bindings *out, const void *rep
 		b->expires_in = secs < 0 ? 0 : secs > UINT32_MAX ? UINT32_MAX : (uint32_t)secs;
 		out->b[out->n++] = b;
 	}
-	if (out->n > 1)
-		qsort(out->b, out->n, sizeof(*out->b), cmp_binding);
+	regdata_bindings_sort(out);
 	if (skipped)
 		*skipped = skip;
 	return 0;
+}
+
+void regdata_bindings_sort(struct regdata_bindings *bs)
+{
+	if (bs && bs->n > 1)
+		qsort(bs->b, bs->n, sizeof(*bs->b), cmp_binding);
 }
 
 int regdata_bindings_from_reply(struct regdata_bindings *out, const void *reply,

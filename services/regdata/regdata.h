@@ -120,6 +120,8 @@ int regdata_bindings_from_reply(struct regdata_bindings *out, const void *reply,
 int regdata_bindings_from_reply_at(struct regdata_bindings *out, const void *reply,
 				   size_t first, size_t *skipped);
 void regdata_bindings_free(struct regdata_bindings *bs);
+/* q highest first, then the most recent registration (the order of every reader). */
+void regdata_bindings_sort(struct regdata_bindings *bs);
 /* One packed Binding; NULL when malformed or out of memory. Free with
  * skein__sip__v1__binding__free_unpacked(b, NULL). */
 Skein__Sip__V1__Binding *regdata_binding_decode(const void *data, size_t len);

@@ -18,20 +18,6 @@ struct lookup {
 	bool orphan;  /* HGETALL could not be queued: TIME's callback frees */
 };
 
-/* q highest first, then the most recent registration (RFC 3261 §16.6), as
- * regdata_bindings_from_reply sorts. */
-static int cmp_binding(const void *a, const void *b)
-{
-	const Skein__Sip__V1__Binding *x = *(Skein__Sip__V1__Binding *const *)a;
-	const Skein__Sip__V1__Binding *y = *(Skein__Sip__V1__Binding *const *)b;
-
-	if (x->q_milli != y->q_milli)
-		return x->q_milli > y->q_milli ? -1 : 1;
-	if (x->registered_ms != y->registered_ms)
-		return x->registered_ms > y->registered_ms ? -1 : 1;
-	return strcmp(x->contact, y->contact);
-}
-
 int regdata_time_ms(const void *reply, uint64_t *ms)
 {
 	const redisReply *r = reply;
@@ -100,8 +86,7 @@ int regdata_bindings_from_hash(struct regdata_bindings *out, const void *reply,
 		}
 		out->b[out->n++] = b;
 	}
-	if (out->n > 1)
-		qsort(out->b, out->n, sizeof(*out->b), cmp_binding);
+	regdata_bindings_sort(out);
 	if (skipped)
 		*skipped = skip;
 	return 0;

@@ -30,18 +30,6 @@ static int fresh_setup(void **state)
 	return 0;
 }
 
-static long long srv_int(const char *fmt, const char *key)
-{
-	redisReply *r = srv_cmd(fmt, key);
-	long long v;
-
-	assert_non_null(r);
-	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-	v = r->integer;
-	freeReplyObject(r);
-	return v;
-}
-
 /* The script as the edge runs it: the verdict; *calls = calls before this one. */
 static int admit(const char *call_id, int limit, int rate, long long max_ms, int *calls)
 {

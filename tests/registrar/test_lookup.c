@@ -55,18 +55,6 @@ static void t_close(struct t *t)
 	t_done(t);
 }
 
-static long long srv_int(const char *fmt, const char *arg)
-{
-	redisReply *r = srv_cmd(fmt, arg);
-	long long v;
-
-	assert_non_null(r);
-	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-	v = r->integer;
-	freeReplyObject(r);
-	return v;
-}
-
 static uint64_t redis_now_ms(void)
 {
 	redisReply *r = srv_cmd("TIME");

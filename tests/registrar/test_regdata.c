@@ -320,18 +320,6 @@ static void reg_run(struct rq *q, const struct regdata_policy *p, struct regdata
 	sk_deref(cmd);
 }
 
-static long long srv_int(const char *fmt, const char *arg)
-{
-	redisReply *r = srv_cmd(fmt, arg);
-	long long v;
-
-	assert_non_null(r);
-	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-	v = r->integer;
-	freeReplyObject(r);
-	return v;
-}
-
 static void flush(void)
 {
 	redisReply *r = srv_cmd("FLUSHALL");

@@ -70,6 +70,19 @@ static redisReply *srv_cmd(const char *fmt, ...)
 	return rep;
 }
 
+/* An integer reply of fmt with one %s argument; fails the case otherwise. */
+static inline long long srv_int(const char *fmt, const char *arg)
+{
+	redisReply *r = srv_cmd(fmt, arg);
+	long long v;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
 static bool srv_pong(void)
 {
 	redisReply *rep = srv_cmd("PING");
