@@ -150,6 +150,27 @@ void sk_log_ctx_set(const char *key, const char *value)
 	lg.ctx_val = value;
 }
 
+const char *sk_log_escape(const char *s, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (; s && *s && o + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void sk_log_fd_set(int fd)
 {
 	lg.fd = fd < 0 ? 2 : fd;

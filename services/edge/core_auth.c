@@ -128,25 +128,6 @@ static void challenge(struct edge *e, struct edge_stx *stx, bool proxy, const ch
 	sk_buf_release(&b);
 }
 
-/* The client's user name as it may go into a log line: '"', '\\' and bytes outside
- * printable ASCII as \xNN, so that a folded header (CR LF SP in a quoted-string)
- * cannot start a line of its own (deploy/fail2ban/). */
-static const char *log_escape(const char *s, char *out, size_t size)
-{
-	size_t o = 0;
-
-	for (; *s && o + 5 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return out;
-}
-
 /* One stable line per failure, for operators and fail2ban (docs/edge.md). */
 static void log_failure(struct edge *e, struct edge_stx *stx, const char *user,
 			const char *realm, const struct edge_digest_result *r)
@@ -158,7 +139,7 @@ static void log_failure(struct edge *e, struct edge_stx *stx, const char *user,
 	sk_counter_inc(e->m.auth_fail);
 	edge_addr_ip(&edge_stx_rx(stx)->src, ip, sizeof(ip));
 	SK_NOTICE("auth-failure src=%s user=\"%s\" realm=\"%s\" reason=%s", ip,
-		  log_escape(user, esc, sizeof(esc)), realm, edge_digest_status_name(r->status));
+		  sk_log_escape(user, esc, sizeof(esc)), realm, edge_digest_status_name(r->status));
 	snprintf(tmp, sizeof(tmp), "%s@%s", user, realm);
 	edge_guard_auth_failed(e, &edge_stx_rx(stx)->src,
 			       regdata_aor_norm(aor, sizeof(aor), tmp, &why) ? NULL : aor);

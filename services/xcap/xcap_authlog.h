@@ -4,7 +4,8 @@
  * guessing over XCAP too, from the registrar's log:
  *   auth-failure src=<ip> user="<user>" realm="<realm>" reason=<reason>
  * user and realm come from the client: '"', '\\' and bytes outside printable ASCII
- * are written \xNN, so a value can never end the quoted string or start a line. */
+ * are written \xNN (sk_log_escape), so a value can never end the quoted string or
+ * start a line. */
 #ifndef SKEIN_XCAP_AUTHLOG_H
 #define SKEIN_XCAP_AUTHLOG_H
 
@@ -12,7 +13,5 @@
 
 void xcap_authlog_failure(const char *ip, const char *user, const char *realm,
 			  const char *reason);
-/* The escaping above into out (size >= 1); returns out. */
-const char *xcap_authlog_escape(const char *s, char *out, size_t size);
 
 #endif

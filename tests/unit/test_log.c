@@ -144,6 +144,22 @@ static void test_long_message_truncated_not_overflowing(void **state)
 	assert_int_equal(buf[strlen(buf) - 1], '\n');
 }
 
+/* Values from the network in quoted log fields (fail2ban reads those lines). */
+static void test_escape(void **state)
+{
+	char out[64], tiny[6];
+
+	(void)state;
+	assert_string_equal(sk_log_escape("alice", out, sizeof(out)), "alice");
+	assert_string_equal(sk_log_escape("a\"b\\c", out, sizeof(out)), "a\\x22b\\x5cc");
+	assert_string_equal(sk_log_escape("x\r\n y\x7f\xc3", out, sizeof(out)),
+			    "x\\x0d\\x0a y\\x7f\\xc3");
+	assert_string_equal(sk_log_escape(NULL, out, sizeof(out)), "");
+	/* truncated whole: never half an escape */
+	assert_string_equal(sk_log_escape("\x01\x02", tiny, sizeof(tiny)), "\\x01");
+	assert_string_equal(sk_log_escape("abcdefgh", tiny, sizeof(tiny)), "a");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +171,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_json_record, cap_setup, cap_teardown),
 		cmocka_unit_test_setup_teardown(test_long_message_truncated_not_overflowing, cap_setup,
 						cap_teardown),
+		cmocka_unit_test(test_escape),
 	};
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #define SK_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum sk_log_level {
 	SK_LOG_DEBUG = 0,
@@ -64,6 +65,12 @@ void sk_log_node_set(const char *node);
 /* The context printed on every line until cleared (borrowed: the caller keeps the
  * strings alive until it calls sk_log_ctx_set(NULL, NULL)). */
 void sk_log_ctx_set(const char *key, const char *value);
+
+/* A value from the network as it may go into a quoted log field: '"', '\\' and bytes
+ * outside printable ASCII written \xNN, so that it can neither end the quoted string
+ * nor start a line of its own (a folded header: CR LF SP), which fail2ban filters rely
+ * on. Into out (size >= 1), truncated; returns out. NULL reads as "". */
+const char *sk_log_escape(const char *s, char *out, size_t size);
 
 /* For tests: write records to this fd instead of stderr (-1 restores stderr). */
 void sk_log_fd_set(int fd);
