@@ -88,7 +88,7 @@ struct edge {
 	unsigned protos; /* 1 << edge_proto of every listener */
 	struct sk_redis *redis;
 	struct sk_bus *bus;
-	struct sk_redis_script *lookup, *authinfo;
+	struct sk_redis_script *authinfo;
 	unsigned algs; /* EDGE_DIGEST_OFFER_* */
 	enum edge_digest_alg alg_order[2];
 	size_t nalg;

@@ -500,8 +500,6 @@ int edge_auth_setup(struct edge *e)
 		return err;
 	err = sk_redis_script_add(e->redis, &e->authinfo, LUA_AUTHINFO);
 	if (!err)
-		err = sk_redis_script_add(e->redis, &e->lookup, REGDATA_LUA_LOOKUP);
-	if (!err)
 		err = edge_ha1_alloc(&e->ha1, (size_t)e->conf->auth_cache_size);
 	if (err)
 		return err;
