@@ -428,9 +428,19 @@ static void ev_poll(uv_poll_t *h, int status, int events)
 		redisAsyncHandleWrite(p->context);
 }
 
+/* uv_poll_start() stops the watcher before it starts it again, which libuv turns
+ * into two epoll_ctl calls (an ADD that fails with EEXIST, then a MOD) at the next
+ * poll even when the events are the same. hiredis asks for read and write events
+ * around every command it writes and every reply it reads: only a change goes to
+ * libuv (it was 1.6 epoll_ctl per call in the edge, 0.7 per REGISTER in the
+ * registrar). */
 static void ev_update(redisLibuvEvents *p, int add, int del)
 {
-	p->events = (p->events | add) & ~del;
+	int ev = (p->events | add) & ~del;
+
+	if (ev == p->events && uv_is_active((uv_handle_t *)&p->handle) == !!ev)
+		return;
+	p->events = ev;
 	if (p->events)
 		uv_poll_start(&p->handle, p->events, ev_poll);
 	else

@@ -4,8 +4,11 @@
  * the authenticated retry may land on any edge. Unknown users get exactly the same
  * challenge as a wrong password.
  *
- * Two paths. Other methods: one script (LUA_AUTHINFO) reads the HA1 and records the
- * nonce-count, the response is checked here. REGISTER (issue 6): the response is
+ * Two paths. Other methods: the HA1 is read and the nonce-count recorded in one round
+ * trip, the response is checked here — for nc 1 (a fresh nonce, what clients send
+ * after nearly every challenge) with two plain commands, HGET and SET NX, pipelined;
+ * for a nonce used again (nc > 1), one script (LUA_AUTHINFO) that compares with the
+ * last count. Both keep the same key with the last count. REGISTER (issue 6): the response is
  * checked with the HA1 cache (core_ha1.c; one HGET on a miss) and the Redis half —
  * HA1 still the stored one, nonce-count fresh — is done by the registration script
  * with the binding write (RegisterRequest.auth): one script per REGISTER. */
@@ -92,6 +95,9 @@ struct edge_auth {
 	/* REGISTER: the HA1 verified with, from the cache or read for this request */
 	char ha1[EDGE_DIGEST_HEX_SIZE];
 	bool fetched, retried;
+	/* other methods, nc 1: what the HGET of the pipeline answered */
+	int hget_err;
+	bool has_ha1;
 };
 
 static void auth_destroy(void *p)
@@ -204,21 +210,12 @@ static void refuse(struct edge_auth *a, const struct edge_digest_result *res)
 		challenge(a->e, a->stx, a->proxy, a->realm, false);
 }
 
-static void on_info(int err, struct redisReply *r, void *arg)
+/* The response checked against the HA1 read with the nonce-count (fresh: the count
+ * was not seen before); answers and finishes. */
+static void decide(struct edge_auth *a, const char *ha1, bool fresh)
 {
-	struct edge_auth *a = arg;
 	struct edge_digest_result res;
-	const char *ha1 = NULL;
-	bool fresh;
 
-	if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-		unavailable(a, err, "bad reply");
-		sk_deref(a);
-		return;
-	}
-	if (r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len)
-		ha1 = r->element[0]->str;
-	fresh = r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1;
 	/* Authoritative: what the next REGISTER of this user verifies with. */
 	edge_ha1_put(a->e->ha1, a->aor, a->c.alg, ha1);
 	verify(a, ha1, &res);
@@ -233,6 +230,53 @@ static void on_info(int err, struct redisReply *r, void *arg)
 		refuse(a, &res);
 		finish(a, false);
 	}
+}
+
+static void on_info(int err, struct redisReply *r, void *arg)
+{
+	struct edge_auth *a = arg;
+	const char *ha1 = NULL;
+
+	if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+		unavailable(a, err, "bad reply");
+		sk_deref(a);
+		return;
+	}
+	if (r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len)
+		ha1 = r->element[0]->str;
+	decide(a, ha1, r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1);
+	sk_deref(a);
+}
+
+/* nc 1, first reply: the HA1 (kept until the SET's reply, which comes next). */
+static void on_hget(int err, struct redisReply *r, void *arg)
+{
+	struct edge_auth *a = arg;
+
+	if (err || !r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL) ||
+	    (r->type == REDIS_REPLY_STRING && r->len >= sizeof(a->ha1)))
+		a->hget_err = err ? err : SK_EPROTO;
+	else if (r->type == REDIS_REPLY_STRING && r->len) {
+		memcpy(a->ha1, r->str, r->len);
+		a->ha1[r->len] = '\0';
+		a->has_ha1 = true;
+	}
+	sk_deref(a);
+}
+
+/* nc 1, second reply: OK when the count was recorded, nil when this nonce was used
+ * before (any last count >= 1: a replay, as the script would say). */
+static void on_nc_set(int err, struct redisReply *r, void *arg)
+{
+	struct edge_auth *a = arg;
+
+	if (err || a->hget_err || !r ||
+	    (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_NIL)) {
+		unavailable(a, err ? err : a->hget_err, "bad reply");
+		sk_deref(a);
+		return;
+	}
+	decide(a, a->has_ha1 ? a->ha1 : NULL, r->type == REDIS_REPLY_STATUS);
 	sk_deref(a);
 }
 
@@ -326,7 +370,21 @@ void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *rea
 		return;
 	snprintf(ttl, sizeof(ttl), "%u", nc_ttl(e));
 	snprintf(nc, sizeof(nc), "%u", a->c.nc);
-	{
+	if (a->c.nc == 1) {
+		/* Both commands leave in one write (the client flushes once per loop
+		 * iteration) and are answered in order. */
+		const char *hget[3] = {"HGET", a->key[0], ha1_field(a->c.alg)};
+		const char *set[6] = {"SET", a->key[1], "1", "NX", "EX", ttl};
+
+		err = sk_redis_cmd(e->redis, on_hget, sk_ref(a), 3, hget, NULL);
+		if (err) {
+			sk_deref(a); /* the reference on_hget would have dropped */
+		} else {
+			err = sk_redis_cmd(e->redis, on_nc_set, a, 6, set, NULL);
+			if (err)
+				a->hget_err = err; /* on_hget still runs, and drops its ref */
+		}
+	} else {
 		const char *all[5] = {a->key[0], a->key[1], ha1_field(a->c.alg), nc, ttl};
 
 		err = sk_redis_eval(e->authinfo, on_info, a, 2, 5, all, NULL);

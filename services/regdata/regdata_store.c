@@ -27,7 +27,7 @@
  * purge only runs when there are some), the count and their scores, and the state
  * after the writes is computed here rather than read back; meta and reg are read
  * with one HMGET each, and the bindings just written are answered from the Lua side.
- * A refresh of the only binding is 10 calls, 13 with the digest check (it was 16
+ * A refresh of the only binding is 10 calls, 12 with the digest check (it was 16
  * here plus 3 in the edge's own script). */
 const char REGDATA_LUA_REGISTER[] =
 	"local reg, exp, meta = KEYS[1], KEYS[2], KEYS[3]\n"
@@ -42,7 +42,12 @@ const char REGDATA_LUA_REGISTER[] =
 	"  local cur = redis.call('HGET', KEYS[4], ARGV[6])\n"
 	"  if cur ~= ARGV[7] then return {401, 'stale', 0, 0, 0, cur or ''} end\n"
 	"  local nc = tonumber(ARGV[8])\n"
-	"  if nc > 0 then\n"
+	/* nc 1 (a fresh nonce): any count recorded before is >= 1, one SET NX says it */
+	"  if nc == 1 then\n"
+	"    if not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[9]) then\n"
+	"      return {401, 'nc', 0, 0, 0}\n"
+	"    end\n"
+	"  elseif nc > 1 then\n"
 	"    if nc <= tonumber(redis.call('GET', KEYS[5]) or '0') then\n"
 	"      return {401, 'nc', 0, 0, 0}\n"
 	"    end\n"

@@ -147,6 +147,50 @@ def test_nonce_stale_replay_and_path():
     edge_proxy.stop()
 
 
+def test_nonce_count_other_methods():
+    """Requests other than REGISTER (407, RFC 3261 §22.3) record each nonce-count
+    once: nc 1 by a plain SET NX pipelined with the HGET of the HA1, a later count of
+    the same nonce by a script comparing with the last one (RFC 7616 §3.4: the same
+    nc twice is a replay). Both paths share one record per nonce: every replay gets a
+    fresh 407, every new count goes through (404: nobody is registered as "nobody")."""
+    c = Cluster(1, users=USERS, edge_extra=SIPP_EDGE)
+    port = c.sip[0]
+    cli = RawSip()
+    ruri = f"sip:nobody@{DOMAIN}"
+    base = dict(frm=f"<sip:alice@{DOMAIN}>;tag=nc1", call_id="nc-other-1")
+    hdrs = "Content-Type: text/plain\r\n"
+    cseq = [1]
+
+    def send(auth=""):
+        cseq[0] += 1
+        cli.send(port, request("MESSAGE", ruri, cli.port, extra=hdrs + auth, body="hi",
+                               cseq=cseq[0], **base))
+        r = cli.recv_final(5)
+        assert r is not None, "no answer"
+        return r
+
+    ch = send()
+    assert ch.status == 407, ch.start
+    chal = ch.hdr("proxy-authenticate")
+
+    def auth(nc):
+        return authorization(chal, "MESSAGE", ruri, "alice", PW["alice"], "MD5", proxy=True,
+                             nc=f"{nc:08x}")
+    before = metric(http(c.nodes[0].http["edge"], "/metrics")[1], "skein_edge_auth_total",
+                    'result="failed"')
+    seen = [(nc, send(auth(nc)).status) for nc in (1, 1, 2, 2, 1, 3)]
+    assert seen == [(1, 404), (1, 407), (2, 404), (2, 407), (1, 407), (3, 404)], seen
+    after = metric(http(c.nodes[0].http["edge"], "/metrics")[1], "skein_edge_auth_total",
+                   'result="failed"')
+    assert after - before == 3, (before, after)
+    # a wrong password with a fresh count is refused, and burns nothing else
+    bad = authorization(chal, "MESSAGE", ruri, "alice", "wrong", "MD5", proxy=True,
+                        nc="00000004")
+    assert send(bad).status == 407
+    assert send(auth(5)).status == 404
+    cli.close()
+
+
 def digest_register_as(port, user, pw, aor_user):
     """user's credentials on a REGISTER whose To is aor_user@DOMAIN."""
     cli = RawSip()
@@ -308,4 +352,5 @@ if __name__ == "__main__":
     run([test_register_refresh_unregister, test_register_policy_over_the_wire,
          test_call_across_edges, test_cancel_and_busy,
          test_invite_retransmission_answered_once, test_message_and_routing_answers,
-         test_loop_detected_spiral_allowed, test_nonce_stale_replay_and_path])
+         test_loop_detected_spiral_allowed, test_nonce_stale_replay_and_path,
+         test_nonce_count_other_methods])
