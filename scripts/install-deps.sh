@@ -8,7 +8,7 @@ PKGS=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	# product libraries (docs/dependencies.md says why each)
 	libuv1-dev libnanomsg-dev libprotobuf-c-dev protobuf-c-compiler
-	libhiredis-dev libssl-dev libsofia-sip-ua-dev libxml2-dev
+	libhiredis-dev libssl-dev libsofia-sip-ua-dev libxml2-dev libjemalloc-dev
 	# run: the embedded Redis of `skein up`; openssl makes its self-signed TLS pair
 	redis-server redis-tools openssl
 	# test: SIP peers nobody here wrote (sipp, baresip) and the Kamailio reference
