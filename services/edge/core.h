@@ -64,6 +64,7 @@ struct edge_conf {
 	int64_t call_rate;      /* call attempts per minute; 0 none */
 	uint64_t call_max_duration; /* ms after which a call no longer counts */
 	int64_t auth_cache_size; /* HA1 cache entries (core_ha1.c); 0 off */
+	bool direct_refresh;     /* REGISTER refreshes written here (core_register.c) */
 };
 
 struct edge_metrics {
@@ -74,6 +75,7 @@ struct edge_metrics {
 	struct sk_counter *relayed_out, *relayed_in, *unreachable;
 	struct sk_counter *uas_ok, *uas_fail, *orig_ok, *orig_fail; /* core_pres, core_originate */
 	struct sk_histogram *reg_latency;
+	struct sk_counter *reg_direct[3]; /* written, deferred, error (core_register.c) */
 };
 
 struct edge {
@@ -111,6 +113,11 @@ struct edge {
 	struct edge_limits *limits; /* core_limits.c */
 	struct edge_orig *orig_list; /* core_originate.c: requests sent for the registrar */
 	struct edge_ha1_cache *ha1; /* core_ha1.c; NULL when auth_cache_size is 0 */
+	/* core_register.c: the registration script, for refreshes written here, and the
+	 * registrar's policy as last heard (reg_policy_at: uv_now ms, 0 never) */
+	struct sk_redis_script *reg_script;
+	int64_t reg_policy[4]; /* default_expires, min_expires, max_expires, max_contacts */
+	uint64_t reg_policy_at;
 };
 
 /* core_main.c */
@@ -206,6 +213,8 @@ void edge_guard_auth_failed(struct edge *e, const struct edge_addr *src, const c
 
 /* core_register.c */
 void edge_register(struct edge *e, struct edge_stx *stx);
+/* Loads the registration script when direct_refresh is on. */
+int edge_register_setup(struct edge *e);
 
 /* core_limits.c: per-account limits of concurrent outbound calls and of call
  * attempts per minute, cluster-wide in Redis (docs/edge.md, "Call limits").

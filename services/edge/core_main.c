@@ -320,6 +320,15 @@ static void metrics_setup(struct edge *e)
 					 "REGISTER results", "result", "ok");
 	e->m.reg_fail = sk_metrics_counter(mx, "skein_edge_registrations_total",
 					   "REGISTER results", "result", "failed");
+	for (int i = 0; i < 3; i++) {
+		static const char *const what[3] = {"written", "deferred", "error"};
+
+		e->m.reg_direct[i] = sk_metrics_counter(
+		    mx, "skein_edge_register_direct_total",
+		    "REGISTER refreshes tried here (docs/edge.md): written, deferred to the "
+		    "registrar, or failed (then passed to the registrar)",
+		    "result", what[i]);
+	}
 	e->m.reg_latency = sk_metrics_histogram(mx, "skein_edge_register_seconds",
 						"REGISTER: request in to response out (after auth)",
 						lat, sizeof(lat) / sizeof(lat[0]));
@@ -431,6 +440,8 @@ int edge_core_start(struct edge *e)
 	err = edge_txl_alloc(&e->txl, e->loop, &lo);
 	if (!err)
 		err = edge_auth_setup(e);
+	if (!err)
+		err = edge_register_setup(e);
 	if (!err)
 		err = edge_guard_start(e);
 	if (!err)

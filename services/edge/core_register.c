@@ -2,7 +2,16 @@
  * skein-registrar): the domain must be ours, the sender authenticated as the AOR's
  * user; the contacts, with where the request came from (edge, flow, transport,
  * source, NAT), go to the registrar role over the bus; its answer becomes the 200
- * with every current binding and its remaining expires (§10.3 item 8). */
+ * with every current binding and its remaining expires (§10.3 item 8).
+ *
+ * Refreshes (issue 6, docs/edge.md "REGISTER refreshes"): most REGISTERs only
+ * extend bindings that exist, and the registrar does nothing for them but run its
+ * script. With direct_refresh, the edge runs that same script itself in its
+ * refresh-only mode, with the policy the registrar sent in its last answer (at most
+ * REG_POLICY_MAX_AGE_MS old): a pure refresh is written and answered here, anything
+ * else (an addition or removal, which the registrar announces to reg-event watchers
+ * and follows with stored messages; CSeq and replay questions; 403; 400/423; a Redis
+ * error) comes back with nothing written and goes to the registrar as before. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +19,22 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/msg_date.h>
+#include <hiredis/hiredis.h>
 #include "skein/sk_buf.h"
 #include "skein/sk_bus.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
+#include "skein/sk_redis.h"
 #include "core.h"
 #include "regdata.h"
 
 SK_LOG_MODULE("register");
 
 #define MAX_CONTACTS 32
+/* How long the registrar's policy is used without hearing it again: the REGISTER
+ * after that goes to the registrar, whose answer brings the (maybe reloaded) policy. */
+#define REG_POLICY_MAX_AGE_MS 10000
 
 struct reg {
 	struct edge *e;
@@ -39,7 +53,7 @@ static void reg_destroy(void *p)
 }
 
 static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
-			  struct edge_auth *a);
+			  struct edge_auth *a, bool direct);
 
 static void u64_str(char *out, uint64_t v)
 {
@@ -64,33 +78,22 @@ static const char *param(const msg_param_t *params, const char *name)
 	return NULL;
 }
 
-static void on_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
+/* The answer to the REGISTER, from the registrar's reply or the edge's own write. */
+static void answer(struct reg *r, const Skein__Sip__V1__RegisterReply *rep)
 {
-	struct reg *r = arg;
 	struct edge *e = r->e;
-	const Skein__Sip__V1__RegisterReply *rep =
-	    env && env->body_case == SKEIN__BUS__V1__ENVELOPE__BODY_REGISTER_REPLY
-		? env->register_reply
-		: NULL;
 	sip_t *sip = sip_object(edge_stx_msg(r->stx));
 	struct sk_buf x;
 	char date[64];
 
 	sk_buf_init(&x);
-	if (err || !rep) {
-		SK_WARN("registrar: %s", err ? sk_strerror(err) : "reply without a body");
-		edge_reply(e, r->stx, 500, "Server Internal Error (registrar unavailable)",
-			   "Retry-After: 5\r\n");
-		sk_counter_inc(e->m.reg_fail);
-		goto out;
-	}
 	if (rep->code == 401 && rep->auth_check != SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_NONE) {
 		/* The digest's Redis half failed: nothing was written. Counted as an
 		 * authentication failure (as before, when the edge checked it all), not as
 		 * a failed registration. */
 		if (edge_auth_reg_checked(r->auth, rep->auth_check, rep->current_ha1) ==
 		    EDGE_AUTH_RETRY)
-			send_register(e, r->stx, r->aor, r->auth);
+			send_register(e, r->stx, r->aor, r->auth, true);
 		goto out;
 	}
 	(void)edge_auth_reg_checked(r->auth, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_NONE, NULL);
@@ -135,14 +138,119 @@ static void on_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
 	sk_histogram_observe(e->m.reg_latency, (double)(uv_hrtime() - r->t0) / 1e9);
 out:
 	sk_buf_release(&x);
+}
+
+static void on_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
+{
+	struct reg *r = arg;
+	struct edge *e = r->e;
+	const Skein__Sip__V1__RegisterReply *rep =
+	    env && env->body_case == SKEIN__BUS__V1__ENVELOPE__BODY_REGISTER_REPLY
+		? env->register_reply
+		: NULL;
+
+	if (err || !rep) {
+		SK_WARN("registrar: %s", err ? sk_strerror(err) : "reply without a body");
+		edge_reply(e, r->stx, 500, "Server Internal Error (registrar unavailable)",
+			   "Retry-After: 5\r\n");
+		sk_counter_inc(e->m.reg_fail);
+	} else {
+		const Skein__Sip__V1__RegisterPolicy *p = rep->policy;
+
+		/* Sane values only: a registrar checks its own config, but this one
+		 * decides what gets written without it. */
+		if (p && p->min_expires >= 0 && p->max_expires >= p->min_expires &&
+		    p->default_expires > 0 && p->max_contacts > 0) {
+			e->reg_policy[0] = p->default_expires;
+			e->reg_policy[1] = p->min_expires;
+			e->reg_policy[2] = p->max_expires;
+			e->reg_policy[3] = p->max_contacts;
+			e->reg_policy_at = uv_now(e->loop);
+		}
+		answer(r, rep);
+	}
 	sk_deref(r);
+}
+
+/* The script's answer in refresh-only mode: written (answered here), or deferred
+ * (nothing written) and passed to the registrar. A Redis error goes the registrar's
+ * way too: it answers 500 with Retry-After itself, and counts it. */
+static void on_direct(int err, struct redisReply *reply, void *arg)
+{
+	struct reg *r = arg;
+	struct edge *e = r->e;
+	struct regdata_reg_result res;
+
+	if (err)
+		memset(&res, 0, sizeof(res));
+	else
+		err = regdata_register_result(&res, reply);
+	if (err || res.deferred) {
+		sk_counter_inc(e->m.reg_direct[err ? 2 : 1]);
+		if (err && err != SK_ECANCELED)
+			SK_INFO("REGISTER %s: refresh here failed (%s): to the registrar", r->aor,
+				sk_strerror(err));
+		send_register(e, r->stx, r->aor, r->auth, false);
+	} else {
+		Skein__Sip__V1__RegisterReply rep = SKEIN__SIP__V1__REGISTER_REPLY__INIT;
+
+		regdata_reg_reply_fill(&rep, &res);
+		if (res.code == 200)
+			sk_counter_inc(e->m.reg_direct[0]);
+		answer(r, &rep);
+	}
+	regdata_reg_result_release(&res);
+	sk_deref(r);
+}
+
+/* true when the refresh-only script was started for r (its reference taken). */
+static bool try_direct(struct edge *e, struct reg *r, const Skein__Sip__V1__RegisterRequest *rr)
+{
+	struct regdata_policy pol = {e->reg_policy[0], e->reg_policy[1], e->reg_policy[2],
+				     e->reg_policy[3]};
+	struct regdata_reg_cmd *cmd = NULL;
+	struct regdata_reg_result res;
+	int err;
+
+	if (!e->reg_script || rr->star || !rr->n_contacts || !e->reg_policy_at ||
+	    uv_now(e->loop) - e->reg_policy_at > REG_POLICY_MAX_AGE_MS)
+		return false;
+	/* 400 and 423 without Redis are the registrar's answers to give */
+	err = regdata_register_prepare_ex(&cmd, &res, e->cluster, rr, &pol,
+					  REGDATA_REG_REFRESH_ONLY);
+	regdata_reg_result_release(&res);
+	if (err || !cmd) {
+		sk_deref(cmd);
+		return false;
+	}
+	err = sk_redis_eval(e->reg_script, on_direct, sk_ref(r), cmd->nkeys, cmd->argc,
+			    cmd->argv, cmd->lens);
+	sk_deref(cmd); /* the client keeps its own copy of the arguments */
+	if (err) {
+		sk_deref(r);
+		return false;
+	}
+	return true;
+}
+
+int edge_register_setup(struct edge *e)
+{
+	int err;
+
+	if (!e->conf->direct_refresh)
+		return 0;
+	err = sk_redis_script_add(e->redis, &e->reg_script, REGDATA_LUA_REGISTER);
+	if (err)
+		SK_ERROR("registration script: %s", sk_strerror(err));
+	return err;
 }
 
 
 /* The REGISTER after the digest check: build the bus request, with what the
- * registration script must check of the authentication (a). */
+ * registration script must check of the authentication (a); direct: written here
+ * when it turns out to be a pure refresh. */
 static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
-			  struct edge_auth *a)
+			  struct edge_auth *a, bool direct)
 {
 	msg_t *msg = edge_stx_msg(stx);
 	sip_t *sip = sip_object(msg);
@@ -258,6 +366,10 @@ static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
 	r->auth = sk_ref(a);
 	edge_join(r->aor, sizeof(r->aor), aor, NULL, NULL);
 	r->t0 = uv_hrtime();
+	if (direct && try_direct(e, r, &rr)) {
+		sk_deref(r);
+		return;
+	}
 	/* Idempotent: the registrar treats a replay of the same Call-ID/CSeq/contacts as
 	 * a refresh, so a retry on another registrar after a timeout is safe. */
 	err = sk_bus_request(e->bus, "registrar", &env, e->conf->registrar_deadline,
@@ -292,7 +404,7 @@ static void on_auth(struct edge *e, struct edge_stx *stx, struct edge_auth *a, c
 		edge_reply(e, stx, 403, "Forbidden (authenticated user is not the To user)", NULL);
 		return;
 	}
-	send_register(e, stx, aor, a);
+	send_register(e, stx, aor, a, true);
 }
 
 void edge_register(struct edge *e, struct edge_stx *stx)

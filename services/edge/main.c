@@ -79,6 +79,11 @@ static const struct sk_conf_key keys[] = {
 	 "HA1s kept in memory, so that a REGISTER needs one Redis script (the registrar's, "
 	 "which also checks that the HA1 is still current); 0: read every time",
 	 0, 0, 16777216, 0, 0},
+	{"direct_refresh", SK_CONF_BOOL, offsetof(struct edge_conf, direct_refresh), "yes",
+	 "Write a REGISTER that only refreshes existing bindings to Redis here, with the "
+	 "registrar's script and policy (as last heard from a registrar, within 10 s); "
+	 "additions, removals and everything else still go to the registrar",
+	 0, 0, 0, 0, 0},
 	{"max_msg_size", SK_CONF_INT, offsetof(struct edge_conf, max_msg_size), "65535",
 	 "Largest SIP message accepted (513 above it)", 0, 1024, 1048576, 0, 0},
 	{"t1", SK_CONF_DURATION, offsetof(struct edge_conf, t1), "500ms",

@@ -84,6 +84,9 @@ int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis
  *     one, "" when none) and that the nonce-count is above the one stored for the
  *     nonce (else 401 REPLAY), writing nothing; then records the nonce-count (SET EX
  *     nc_ttl) and goes on;
+ *   - refresh-only (REGDATA_REG_REFRESH_ONLY): the nonce-count is checked and recorded
+ *     only once the request is known to be a pure refresh, just before the writes;
+ *     otherwise {0, 'defer'} and nothing is written;
  *   - takes the time from Redis TIME and purges expired bindings;
  *   - for every binding the request touches that is live with the same Call-ID:
  *     a stored CSeq above the request's fails the whole request (500); an equal one is
@@ -149,6 +152,9 @@ struct regdata_reg_result {
 	 * STALE ("" when the user or that HA1 is gone) */
 	Skein__Sip__V1__AuthCheck auth_check;
 	char current_ha1[129];
+	/* REGDATA_REG_REFRESH_ONLY and the request is more than a refresh (code 0):
+	 * nothing was written, the nonce-count included */
+	bool deferred;
 };
 
 /* Arguments of one REGDATA_LUA_REGISTER call, for sk_redis_eval (or EVAL with the
@@ -172,6 +178,17 @@ struct regdata_reg_cmd {
 int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_result *res,
 			     const char *cluster, const Skein__Sip__V1__RegisterRequest *rq,
 			     const struct regdata_policy *pol);
+/* The same for an edge that writes refreshes itself (docs/edge.md, "REGISTER
+ * refreshes"): with REGDATA_REG_REFRESH_ONLY, a request with contacts is written only
+ * when every contact refreshes a live binding of another Call-ID or a higher CSeq in
+ * the same one (and the digest's Redis half passes); anything else — an addition, a
+ * removal, a CSeq or replay question, 403 — comes back as res->deferred with nothing
+ * written, for the registrar to do. Contact: * and queries are never refresh-only. */
+#define REGDATA_REG_REFRESH_ONLY 1u
+int regdata_register_prepare_ex(struct regdata_reg_cmd **cp, struct regdata_reg_result *res,
+				const char *cluster,
+				const Skein__Sip__V1__RegisterRequest *rq,
+				const struct regdata_policy *pol, unsigned flags);
 /* The expiry a contact gets, in seconds (0: remove), before the min_expires check:
  * its expires parameter, else the Expires header, else default_expires; capped at
  * max_expires. */

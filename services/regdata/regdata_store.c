@@ -12,7 +12,8 @@
 #define STR(x)	STR_(x)
 
 /* KEYS: reg, exp, meta [, cred, nonce-count] (the last two with RegisterRequest.auth).
- * ARGV: call-id, cseq, mode ('q' query, 's' Contact: *, 'u' update), max_contacts,
+ * ARGV: call-id, cseq, mode ('q' query, 's' Contact: *, 'u' update, 'r' update only
+ *       when it is a pure refresh, else {0, 'defer', 0, 0, 0}), max_contacts,
  *       n, [HA1 field, HA1, nc, nc ttl s,] then n x (binding key, expires in s (0
  *       removes), packed Binding).
  * Returns {code, tag, added, refreshed, removed, blob, seconds left, ...}; the tag is
@@ -34,13 +35,11 @@ const char REGDATA_LUA_REGISTER[] =
 	"local callid, cseq, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
 	"local maxc, n = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
 	"local base = 6\n"
-	/* The digest's Redis half first (RFC 7616 §3.4.5): the HA1 the edge verified
-	 * with is still the stored one, and the nonce-count is fresh; else nothing is
-	 * written. The nc is recorded even when the registration then fails: the
-	 * Authorization was used. */
-	"if KEYS[5] then\n"
-	"  local cur = redis.call('HGET', KEYS[4], ARGV[6])\n"
-	"  if cur ~= ARGV[7] then return {401, 'stale', 0, 0, 0, cur or ''} end\n"
+	/* 'r': the edge writes a pure refresh itself (docs/edge.md). Anything else —
+	 * a binding added or removed, a CSeq or replay question, the 403 — is 'defer':
+	 * nothing written (the nonce-count included), the registrar gets the request. */
+	"local direct = mode == 'r'\n"
+	"local function nc_check()\n"
 	"  local nc = tonumber(ARGV[8])\n"
 	/* nc 1 (a fresh nonce): any count recorded before is >= 1, one SET NX says it */
 	"  if nc == 1 then\n"
@@ -52,6 +51,18 @@ const char REGDATA_LUA_REGISTER[] =
 	"      return {401, 'nc', 0, 0, 0}\n"
 	"    end\n"
 	"    redis.call('SET', KEYS[5], ARGV[8], 'EX', ARGV[9])\n"
+	"  end\n"
+	"end\n"
+	/* The digest's Redis half first (RFC 7616 §3.4.5): the HA1 the edge verified
+	 * with is still the stored one, and the nonce-count is fresh; else nothing is
+	 * written. The nc is recorded even when the registration then fails: the
+	 * Authorization was used. */
+	"if KEYS[5] then\n"
+	"  local cur = redis.call('HGET', KEYS[4], ARGV[6])\n"
+	"  if cur ~= ARGV[7] then return {401, 'stale', 0, 0, 0, cur or ''} end\n"
+	"  if not direct then\n"
+	"    local no = nc_check()\n"
+	"    if no then return no end\n"
 	"  end\n"
 	"  base = 10\n"
 	"end\n"
@@ -149,6 +160,9 @@ const char REGDATA_LUA_REGISTER[] =
 	"    c = tonumber(c)\n"
 	"  end\n"
 	"  op[3], op[4], op[5] = live, rs, id\n"
+	"  if direct and (not live or op[1] == 0 or id == callid and c >= cseq) then\n"
+	"    return {0, 'defer', 0, 0, 0}\n"
+	"  end\n"
 	"  if live and id == callid and c > cseq then return answer(500, 'cseq', 0, 0, 0) end\n"
 	"  if live and id == callid and c == cseq then\n"
 	"    local cur = redis.call('HGET', reg, k) or ''\n"
@@ -167,6 +181,10 @@ const char REGDATA_LUA_REGISTER[] =
 	"  return answer(200, 'replay', 0, 0, 0)\n"
 	"end\n"
 	"if after > maxc and after > before then return answer(403, 'max', 0, 0, 0) end\n"
+	"if direct and KEYS[5] then\n"
+	"  local no = nc_check()\n"
+	"  if no then return no end\n"
+	"end\n"
 	"local added, refreshed, removed = 0, 0, 0\n"
 	"local hs, ms, zs, dels, blobs = {}, {}, {}, {}, {}\n"
 	"for _, k in ipairs(keys) do\n"
@@ -438,6 +456,14 @@ int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_res
 			     const char *cluster, const Skein__Sip__V1__RegisterRequest *rq,
 			     const struct regdata_policy *pol)
 {
+	return regdata_register_prepare_ex(cp, res, cluster, rq, pol, 0);
+}
+
+int regdata_register_prepare_ex(struct regdata_reg_cmd **cp, struct regdata_reg_result *res,
+				const char *cluster,
+				const Skein__Sip__V1__RegisterRequest *rq,
+				const struct regdata_policy *pol, unsigned flags)
+{
 	char aor[REGDATA_AOR_MAX];
 	const char *why;
 	struct cmd *c;
@@ -482,7 +508,7 @@ int regdata_register_prepare(struct regdata_reg_cmd **cp, struct regdata_reg_res
 	c->pub.nkeys = (int)a;
 	c->argv[a++] = rq->call_id;
 	c->argv[a++] = c->cseq;
-	c->argv[a++] = rq->star ? "s" : n ? "u" : "q";
+	c->argv[a++] = rq->star ? "s" : !n ? "q" : (flags & REGDATA_REG_REFRESH_ONLY) ? "r" : "u";
 	c->argv[a++] = c->maxc;
 	c->argv[a++] = c->n;
 	if (rq->auth) {
@@ -547,6 +573,8 @@ int regdata_register_result(struct regdata_reg_result *res, const void *reply)
 		/* RegisterRequest.auth failed (RFC 7616 §3.4.5): nothing was written. */
 		{"stale", 401, "Unauthorized (credentials changed)"},
 		{"nc", 401, "Unauthorized (nonce-count replayed)"},
+		/* REGDATA_REG_REFRESH_ONLY and not a pure refresh: nothing was written. */
+		{"defer", 0, "Not a refresh"},
 	};
 	const redisReply *r = reply;
 	long long code, cnt[3];
@@ -569,6 +597,11 @@ int regdata_register_result(struct regdata_reg_result *res, const void *reply)
 			break;
 	if (i == sizeof(tags) / sizeof(tags[0]))
 		return SK_EPROTO;
+	if (code == 0) {
+		res_set(res, 0, tags[i].reason);
+		res->deferred = true;
+		return 0;
+	}
 	if (code == 401) {
 		const redisReply *h = r->elements > 5 ? r->element[5] : NULL;
 

@@ -65,12 +65,23 @@ static void count(struct registrar *r, const struct regdata_reg_result *res)
 
 /* status 0 with a SIP answer, or a storage failure (the edge answers 500 with
  * Retry-After on any non-zero status; the body names the fault for logs). */
-static void answer(struct sk_bus_req *req, int status, const struct regdata_reg_result *res)
+static void answer(struct registrar *r, struct sk_bus_req *req, int status,
+		   const struct regdata_reg_result *res)
 {
 	Skein__Bus__V1__Envelope env = SKEIN__BUS__V1__ENVELOPE__INIT;
 	Skein__Sip__V1__RegisterReply rep = SKEIN__SIP__V1__REGISTER_REPLY__INIT;
+	Skein__Sip__V1__RegisterPolicy pol = SKEIN__SIP__V1__REGISTER_POLICY__INIT;
+	const struct registrar_conf *c = r->conf;
 
 	regdata_reg_reply_fill(&rep, res);
+	/* What an edge needs to write refreshes itself (docs/edge.md); sent with every
+	 * answer, so a reloaded policy reaches the edges with the next REGISTER they
+	 * pass on. */
+	pol.default_expires = c->default_expires;
+	pol.min_expires = c->min_expires;
+	pol.max_expires = c->max_expires;
+	pol.max_contacts = c->max_contacts;
+	rep.policy = &pol;
 	env.body_case = SKEIN__BUS__V1__ENVELOPE__BODY_REGISTER_REPLY;
 	env.register_reply = &rep;
 	sk_bus_reply(req, status, &env);
@@ -111,7 +122,7 @@ static void on_script(int err, struct redisReply *reply, void *arg)
 		if (err != SK_ECANCELED)
 			SK_WARN("REGISTER %s (Call-ID %s): redis: %s", o->aor, o->call_id,
 				sk_strerror(err));
-		answer(o->req, SK_EREDIS, &res);
+		answer(r, o->req, SK_EREDIS, &res);
 	} else {
 		count(r, &res);
 		if (res.code != 200)
@@ -121,7 +132,7 @@ static void on_script(int err, struct redisReply *reply, void *arg)
 			SK_DEBUG("REGISTER %s: %u bindings, +%u ~%u -%u%s", o->aor,
 				 (unsigned)res.bindings.n, res.added, res.refreshed, res.removed,
 				 res.replay ? " (replay)" : "");
-		answer(o->req, 0, &res);
+		answer(r, o->req, 0, &res);
 		if (res.code == 200 && !res.query)
 			presence_hooks(r, o, &res);
 	}
@@ -159,7 +170,7 @@ static void on_register(struct sk_bus_req *req, const Skein__Bus__V1__Envelope *
 				  res.reason);
 			count(r, &res);
 		}
-		answer(req, err, &res);
+		answer(r, req, err, &res);
 		regdata_reg_result_release(&res);
 		return;
 	}

@@ -283,7 +283,8 @@ static void test_prepare_checks(void **state)
 /* ---- the scripts against redis-server ---- */
 
 /* EVAL the registration script for q; res must be released. */
-static void reg_run(struct rq *q, const struct regdata_policy *p, struct regdata_reg_result *res)
+static void reg_run_ex(struct rq *q, const struct regdata_policy *p,
+		       struct regdata_reg_result *res, unsigned flags)
 {
 	struct regdata_reg_cmd *cmd;
 	const char *argv[3 + 14 + 3 * REGDATA_REQ_CONTACTS_MAX];
@@ -294,7 +295,7 @@ static void reg_run(struct rq *q, const struct regdata_policy *p, struct regdata
 	redisContext *c;
 
 	regdata_reg_result_release(res);
-	assert_int_equal(regdata_register_prepare(&cmd, res, "t", &q->r, p), 0);
+	assert_int_equal(regdata_register_prepare_ex(&cmd, res, "t", &q->r, p, flags), 0);
 	assert_non_null(cmd);
 	snprintf(nk, sizeof(nk), "%d", cmd->nkeys);
 	argv[0] = "EVAL";
@@ -318,6 +319,11 @@ static void reg_run(struct rq *q, const struct regdata_policy *p, struct regdata
 	freeReplyObject(rep);
 	redisFree(c);
 	sk_deref(cmd);
+}
+
+static void reg_run(struct rq *q, const struct regdata_policy *p, struct regdata_reg_result *res)
+{
+	reg_run_ex(q, p, res, 0);
 }
 
 static void flush(void)
@@ -763,6 +769,97 @@ static void test_auth_check(void **state)
 	regdata_reg_result_release(&res);
 }
 
+/* REGDATA_REG_REFRESH_ONLY (the edge's refreshes, docs/edge.md): written only when
+ * every contact extends a live binding; anything else is deferred with nothing
+ * written, the nonce-count included. */
+static void test_refresh_only(void **state)
+{
+	struct regdata_reg_result res = {0};
+	Skein__Sip__V1__RegisterAuth au = SKEIN__SIP__V1__REGISTER_AUTH__INIT;
+	char buf[256];
+	struct rq q;
+	redisReply *r;
+
+	(void)state;
+	flush();
+	r = srv_cmd("HSET %s ha1_md5 %s", CRED, HA1A);
+	assert_non_null(r);
+	freeReplyObject(r);
+	au.cred_key = CRED;
+	au.field = "ha1_md5";
+	au.nc_key = NCKEY;
+	au.nc_ttl = 360;
+	au.ha1 = HA1A;
+	au.nc = 1;
+
+	/* An addition: deferred, nothing written (no binding, no nonce-count). */
+	rq_init(&q, "c1", 1, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
+	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	assert_true(res.deferred);
+	assert_int_equal(res.code, 0);
+	assert_int_equal(res.bindings.n, 0);
+	assert_int_equal(srv_int("EXISTS %s", NCKEY), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
+	/* the same request the registrar's way */
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.added, 1);
+	assert_false(res.deferred);
+
+	/* A refresh (higher CSeq, same Call-ID): written, the nonce-count recorded. */
+	rq_init(&q, "c1", 2, 900);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
+	au.nc = 2;
+	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	assert_int_equal(res.code, 200);
+	assert_false(res.deferred);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(res.added + res.removed, 0);
+	assert_int_equal(res.bindings.n, 1);
+	assert_in_range(res.bindings.b[0]->expires_in, 899, 900);
+	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "2");
+	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "2 ", 2), 0);
+
+	/* The same nonce-count on a later CSeq: refused, nothing written. */
+	q.r.cseq = 3;
+	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	assert_int_equal(res.code, 401);
+	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY);
+	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "2 ", 2), 0);
+
+	/* Same or older CSeq in the Call-ID (a replay or out of order), a second
+	 * contact, a removal: deferred, and the nonce-count is left for the registrar. */
+	au.nc = 3;
+	for (int i = 0; i < 4; i++) {
+		rq_init(&q, "c1", i == 0 ? 2 : i == 1 ? 1 : 4, 600);
+		rq_contact(&q, "sip:alice@192.0.2.1", i == 3 ? 0 : -1);
+		if (i == 2)
+			rq_contact(&q, "sip:alice@192.0.2.2", -1);
+		q.r.auth = &au;
+		reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+		assert_true(res.deferred);
+		assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "2");
+	}
+	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "2 ", 2), 0);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
+
+	/* Another Call-ID replacing the live binding is a refresh too. */
+	rq_init(&q, "c2", 1, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
+	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.refreshed, 1);
+	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "3");
+	regdata_reg_result_release(&res);
+}
+
 static void test_result_shape(void **state)
 {
 	struct regdata_reg_result res;
@@ -800,6 +897,7 @@ int main(void)
 		RT(test_add_refresh_remove),	  RT(test_cseq_order_and_replay),
 		RT(test_instance_and_limit),	  RT(test_expiry_and_lookup),
 		RT(test_result_shape),		  RT(test_auth_check),
+		RT(test_refresh_only),
 	};
 
 	(void)srv_signal; /* sk_test_redis.h's outage helper: not needed here */

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""REGISTER refreshes written by the edge itself (issue 6, docs/edge.md "REGISTER
+refreshes"): once the edge has heard the registrar's policy, a REGISTER that only
+extends existing bindings runs the registration script from the edge (the registrar
+sees nothing of it); an addition, a removal, an out-of-order CSeq and a replay still
+go to the registrar, which answers as before (the reg-event and stored-message work
+stays there). With the registrar stopped, refreshes go on and new bindings get 500.
+A replayed nonce-count is refused on the edge's path too. direct_refresh = no sends
+everything to the registrar."""
+import signal
+
+from skeinlib import http, metric, run
+from sipcluster import DOMAIN, Cluster, digest_register
+
+USERS = [("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")]
+PW = dict(USERS)
+ALG = "SHA-256"
+
+
+def counts(c):
+    edge = http(c.nodes[0].http["edge"], "/metrics")[1]
+    reg = http(c.nodes[0].http["registrar"], "/metrics")[1]
+
+    def m(text, name, label):
+        return int(metric(text, name, label) or 0)
+    return {"written": m(edge, "skein_edge_register_direct_total", 'result="written"'),
+            "deferred": m(edge, "skein_edge_register_direct_total", 'result="deferred"'),
+            "registrar_ok": m(reg, "skein_registrar_register_requests_total", 'result="ok"'),
+            "registrar_refreshed": m(reg, "skein_registrar_binding_changes_total",
+                                     'change="refreshed"'),
+            "out_of_order": m(reg, "skein_registrar_register_requests_total",
+                              'result="out_of_order"')}
+
+
+def delta(c, before):
+    now = counts(c)
+    return {k: now[k] - before[k] for k in now if now[k] != before[k]}
+
+
+def reg(c, user, contact, **kw):
+    r, _ = digest_register(c.sip[0], user, PW[user], contact, alg=ALG, **kw)
+    assert r is not None, "no answer"
+    return r
+
+
+def expires_of(r, contact):
+    for h in r.hdr("contact"):
+        if contact.strip("<>") in h:
+            return int(h.rsplit("expires=", 1)[1].split(";")[0])
+    raise AssertionError(f"{contact} not in {r.hdr('contact')}")
+
+
+def test_refreshes_at_the_edge():
+    c = Cluster(1, users=USERS)
+    a1, a2 = "<sip:alice@127.0.0.1:6401>", "<sip:alice@127.0.0.1:6402>"
+
+    # A new binding: the registrar's (the edge has not heard its policy yet).
+    b = counts(c)
+    r = reg(c, "alice", a1, call_id="alice-1", expires=600)
+    assert r.status == 200, r.start
+    assert delta(c, b) == {"registrar_ok": 1}, delta(c, b)
+
+    # A refresh: written by the edge, the registrar sees nothing; the 200 carries
+    # the new expiry.
+    b = counts(c)
+    r = reg(c, "alice", a1, call_id="alice-1", cseq=5, expires=900)
+    assert r.status == 200 and 890 <= expires_of(r, a1) <= 900, (r.start, r.hdr("contact"))
+    assert delta(c, b) == {"written": 1}, delta(c, b)
+    rows = c.ctl("reg", "show", f"alice@{DOMAIN}")["bindings"]
+    assert len(rows) == 1 and rows[0]["cseq"] == 6, rows
+
+    # A second contact (an addition): tried here, deferred, done by the registrar.
+    b = counts(c)
+    r = reg(c, "alice", a2, call_id="alice-2", expires=600)
+    assert r.status == 200 and len(r.hdr("contact")) == 2, (r.start, r.hdr("contact"))
+    assert delta(c, b) == {"deferred": 1, "registrar_ok": 1}, delta(c, b)
+
+    # A removal: the registrar's too.
+    b = counts(c)
+    r = reg(c, "alice", a2, call_id="alice-2", cseq=5, expires=0)
+    assert r.status == 200 and len(r.hdr("contact")) == 1, (r.start, r.hdr("contact"))
+    assert delta(c, b) == {"deferred": 1, "registrar_ok": 1}, delta(c, b)
+
+    # An older CSeq in the same Call-ID: deferred, and the registrar's 500.
+    b = counts(c)
+    r = reg(c, "alice", a1, call_id="alice-1", cseq=2)
+    assert r.status == 500, r.start
+    assert delta(c, b) == {"deferred": 1, "out_of_order": 1}, delta(c, b)
+
+    # The same Authorization again on a later CSeq (a refresh by its shape): the
+    # nonce-count was used, the edge's script refuses it with a fresh challenge.
+    b = counts(c)
+    r = reg(c, "alice", a1, call_id="alice-1", cseq=20, replay=True)
+    assert r.status == 401, r.start
+    assert not any("stale=true" in h for h in r.hdr("www-authenticate")), r.start
+    d = delta(c, b)
+    assert d == {"written": 1}, d  # the first copy; the replay wrote nothing
+
+    # The registrar stopped: refreshes still succeed, a new binding cannot be made.
+    bob = "<sip:bob@127.0.0.1:6403>"
+    assert reg(c, "bob", bob, call_id="bob-1").status == 200
+    proc = c.nodes[0].procs["registrar"]
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        b = counts_edge_only(c)
+        r = reg(c, "alice", a1, call_id="alice-1", cseq=30)
+        assert r.status == 200, r.start
+        r = reg(c, "carol", "<sip:carol@127.0.0.1:6404>", call_id="carol-1")
+        assert r.status == 500, r.start
+        assert delta_edge_only(c, b) == {"written": 1, "deferred": 1}, delta_edge_only(c, b)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    rows = c.ctl("reg", "show", f"alice@{DOMAIN}")["bindings"]
+    assert [x["cseq"] for x in rows] == [31], rows
+
+
+def counts_edge_only(c):
+    edge = http(c.nodes[0].http["edge"], "/metrics")[1]
+    return {k: int(metric(edge, "skein_edge_register_direct_total", f'result="{k}"') or 0)
+            for k in ("written", "deferred", "error")}
+
+
+def delta_edge_only(c, before):
+    now = counts_edge_only(c)
+    return {k: now[k] - before[k] for k in now if now[k] != before[k]}
+
+
+def test_direct_refresh_off():
+    c = Cluster(1, users=USERS, edge_extra={"direct_refresh": "no"})
+    a1 = "<sip:alice@127.0.0.1:6411>"
+    assert reg(c, "alice", a1, call_id="off-1").status == 200
+    b = counts(c)
+    for cseq in (5, 9):
+        r = reg(c, "alice", a1, call_id="off-1", cseq=cseq)
+        assert r.status == 200, r.start
+    assert delta(c, b) == {"registrar_ok": 2, "registrar_refreshed": 2}, delta(c, b)
+
+
+if __name__ == "__main__":
+    run([test_refreshes_at_the_edge, test_direct_refresh_off])
