@@ -193,6 +193,7 @@ static void tp_destroy(void *data)
 	sk_deref(tp->ws_origins);
 	sk_deref(tp->by_id);
 	sk_deref(tp->by_addr);
+	free(tp->udp_rxbuf);
 }
 
 static void metrics_init(struct edge_tp *tp, struct sk_metrics *m, const char *prefix)

@@ -58,6 +58,7 @@ struct edge_tp {
 	} m;
 	bool closing;
 	char rxbuf[TP_RXBUF]; /* shared: filled and consumed within one read callback */
+	char *udp_rxbuf;      /* tp_udp.c: TP_UDP_MMSG datagrams of 64 KiB per recvmmsg */
 };
 
 enum flow_state {
