@@ -73,7 +73,8 @@ int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis
  *   { packed Binding, seconds left, ... } of the live ones. Readers decode each with
  *   regdata_binding_decode() (or all at once with regdata_bindings_from_reply()) and
  *   set expires_in from the seconds. An optional
- *   KEYS[3] (meta) is purged too; without it the registration script tidies meta.
+ *   KEYS[3] (meta) is purged too (every caller gives it); without it the registration
+ *   script drops the orphans at the next change of the binding set.
  *
  * REGDATA_LUA_REGISTER: KEYS = reg, exp, meta [, cred, nonce-count]. One REGISTER,
  *   atomically (RFC 3261 §10.3 steps 6-8, RFC 5626 §6). Called with the arguments

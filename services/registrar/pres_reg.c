@@ -63,8 +63,8 @@ static void on_lookup(int err, struct redisReply *reply, void *arg)
 static int reg_fetch(struct registrar *r, const char *aor, pres_fetch_cb *cb, void *arg)
 {
 	struct pres_im *im = pres_im_get(r);
-	char k[2][KEY_MAX];
-	const char *argv[] = {k[0], k[1]};
+	char k[3][KEY_MAX];
+	const char *argv[] = {k[0], k[1], k[2]};
 	struct reg_fetch *f;
 	int err;
 
@@ -73,15 +73,16 @@ static int reg_fetch(struct registrar *r, const char *aor, pres_fetch_cb *cb, vo
 	if (!im)
 		return SK_ENOMEM;
 	if ((err = regdata_key_reg(k[0], sizeof(k[0]), r->cluster, aor)) ||
-	    (err = regdata_key_exp(k[1], sizeof(k[1]), r->cluster, aor)))
+	    (err = regdata_key_exp(k[1], sizeof(k[1]), r->cluster, aor)) ||
+	    (err = regdata_key_meta(k[2], sizeof(k[2]), r->cluster, aor)))
 		return err;
 	if (!(f = sk_zalloc(sizeof(*f), NULL)))
 		return SK_ENOMEM;
 	f->cb = cb;
 	f->arg = arg;
 	snprintf(f->aor, sizeof(f->aor), "%s", aor);
-	/* Without the meta key: the registration script tidies it (regdata.h). */
-	err = sk_redis_eval(im->lookup, on_lookup, f, 2, 2, argv, NULL);
+	/* With the meta key: a purge here drops the meta of what it removes. */
+	err = sk_redis_eval(im->lookup, on_lookup, f, 3, 3, argv, NULL);
 	if (err)
 		sk_deref(f);
 	return err;

@@ -600,8 +600,40 @@ static void test_expiry_and_lookup(void **state)
 	assert_string_equal(bs.b[0]->contact, "sip:alice@192.0.2.1");
 	regdata_bindings_free(&bs);
 	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
-	/* The meta entry the lookup could not reach goes with the next REGISTER. */
+	/* The meta entry a lookup without the meta key left stays through a refresh
+	 * (no command spent on it), and goes with the next change of the binding set. */
 	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 2);
+	rq_init(&q, "c9", 1, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 2);
+	rq_init(&q, "c9", 2, -1);
+	rq_contact(&q, "sip:alice@192.0.2.4", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 2); /* .1, .4 */
+	assert_int_equal(srv_int("HEXISTS %s sip:alice@192.0.2.2", "t:{alice@example.com}:meta"),
+			 0);
+	rq_init(&q, "c9", 3, -1);
+	rq_contact(&q, "sip:alice@192.0.2.4", 0);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.removed, 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 1);
+	/* With the meta key (as every caller gives it now), a purge takes it too. */
+	age("sip:alice@192.0.2.1", "alice@example.com");
+	r = srv_cmd("EVAL %s 3 %s %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
+		    "t:{alice@example.com}:exp", "t:{alice@example.com}:meta");
+	assert_non_null(r);
+	assert_int_equal(regdata_bindings_from_reply(&bs, r, NULL), 0);
+	freeReplyObject(r);
+	assert_int_equal(bs.n, 0);
+	regdata_bindings_free(&bs);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 0);
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
 
 	/* Expiry seen by the registration script: purged before anything else, so the
 	 * expired binding does not count against max_contacts and is not returned. */
