@@ -1,5 +1,6 @@
 /* Reference-counted allocations: one header in front of every object. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +33,13 @@ static int should_fail(void)
 	return --fail_after == 0;
 }
 
-void *sk_zalloc(size_t size, sk_mem_destroy_cb *dh)
+static void *mem_new(size_t size, sk_mem_destroy_cb *dh, bool zero)
 {
 	struct sk_mem *m;
 
 	if (size > SIZE_MAX - sizeof(*m) || should_fail())
 		return NULL;
-	m = calloc(1, sizeof(*m) + size);
+	m = zero ? calloc(1, sizeof(*m) + size) : malloc(sizeof(*m) + size);
 	if (!m)
 		return NULL;
 	m->magic = SK_MEM_MAGIC;
@@ -47,6 +48,16 @@ void *sk_zalloc(size_t size, sk_mem_destroy_cb *dh)
 	m->size = size;
 	live++;
 	return m + 1;
+}
+
+void *sk_zalloc(size_t size, sk_mem_destroy_cb *dh)
+{
+	return mem_new(size, dh, true);
+}
+
+void *sk_alloc(size_t size, sk_mem_destroy_cb *dh)
+{
+	return mem_new(size, dh, false);
 }
 
 void *sk_zalloc_array(size_t n, size_t size, sk_mem_destroy_cb *dh)

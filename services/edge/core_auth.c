@@ -13,6 +13,7 @@
  * HA1 still the stored one, nonce-count fresh — is done by the registration script
  * with the binding write (RegisterRequest.auth): one script per REGISTER. */
 #include <hiredis/hiredis.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -85,19 +86,21 @@ struct edge_auth {
 	struct edge *e;
 	struct edge_stx *stx;
 	bool proxy;
-	char realm[EDGE_DIGEST_REALM_MAX + 1];
-	char aor[REGDATA_AOR_MAX];
-	struct edge_digest_creds c;
-	char key[2][512]; /* the cred hash, the nonce-count key "<c>:{aor}:nc:<nonce>" */
 	edge_auth_cb *cb;      /* edge_auth */
 	edge_auth_reg_cb *rcb; /* edge_auth_register */
 	void *arg;
-	/* REGISTER: the HA1 verified with, from the cache or read for this request */
-	char ha1[EDGE_DIGEST_HEX_SIZE];
 	bool fetched, retried;
 	/* other methods, nc 1: what the HGET of the pipeline answered */
 	int hget_err;
 	bool has_ha1;
+	/* Buffers (~3 KB, one object per challenged or authenticated request): not
+	 * zeroed, each string emptied in auth_start. */
+	char realm[EDGE_DIGEST_REALM_MAX + 1];
+	char aor[REGDATA_AOR_MAX];
+	struct edge_digest_creds c;
+	char key[2][512]; /* the cred hash, the nonce-count key "<c>:{aor}:nc:<nonce>" */
+	/* REGISTER: the HA1 verified with, from the cache or read for this request */
+	char ha1[EDGE_DIGEST_HEX_SIZE];
 };
 
 static void auth_destroy(void *p)
@@ -292,7 +295,12 @@ static struct edge_auth *auth_start(struct edge *e, struct edge_stx *stx, bool p
 	const char *why;
 	char aor[REGDATA_AOR_MAX + 2];
 
-	a = sk_zalloc(sizeof(*a), auth_destroy);
+	a = sk_alloc(sizeof(*a), auth_destroy);
+	if (a) {
+		memset(a, 0, offsetof(struct edge_auth, realm));
+		/* a->c: edge_digest_creds_get() below resets it */
+		a->realm[0] = a->aor[0] = a->key[0][0] = a->key[1][0] = a->ha1[0] = '\0';
+	}
 	if (!a) {
 		edge_reply(e, stx, 500, "Server Internal Error", NULL);
 		if (rcb)

@@ -142,6 +142,8 @@ struct edge_digest_creds {
 	char opaque[EDGE_DIGEST_FIELD_SIZE]; /* "" when absent; stateless: caller compares */
 };
 
+/* Empties every field (scalars 0, strings ""): for a c in memory that was not zeroed. */
+void edge_digest_creds_reset(struct edge_digest_creds *c);
 /* Finds the Digest credentials for realm in the list au (sip->sip_authorization or
  * sip->sip_proxy_authorization; borrowed, may be NULL) and checks their form: the first
  * Digest header whose realm matches (case-sensitive, RFC 7616 §3.3) is used, the others

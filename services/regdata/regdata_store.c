@@ -488,9 +488,12 @@ int regdata_register_prepare_ex(struct regdata_reg_cmd **cp, struct regdata_reg_
 	if (check(res, rq, pol))
 		return 0;
 	n = rq->star ? 0 : rq->n_contacts;
-	c = sk_zalloc(sizeof(*c) + n * sizeof(c->slots[0]), cmd_destroy);
+	/* Not zeroed (~6 KB on every REGISTER): every field is written before it is
+	 * read, and cmd_destroy reads only the first nslots slots. */
+	c = sk_alloc(sizeof(*c) + n * sizeof(c->slots[0]), cmd_destroy);
 	if (!c)
 		return SK_ENOMEM;
+	c->nslots = 0;
 	if (regdata_key_reg(c->keys[0], sizeof(c->keys[0]), cluster, aor) ||
 	    regdata_key_exp(c->keys[1], sizeof(c->keys[1]), cluster, aor) ||
 	    regdata_key_meta(c->keys[2], sizeof(c->keys[2]), cluster, aor)) {
@@ -527,6 +530,8 @@ int regdata_register_prepare_ex(struct regdata_reg_cmd **cp, struct regdata_reg_
 		struct slot *s = &c->slots[i];
 		int64_t e = regdata_contact_expires(ct, rq->expires, pol);
 
+		s->blob = NULL;
+		s->len = 0;
 		c->nslots++;
 		err = regdata_binding_key(s->key, sizeof(s->key), ct->uri, ct->instance,
 					  ct->reg_id);

@@ -43,6 +43,30 @@ static void test_fail_after(void **state)
 	assert_null(sk_zalloc_array(SIZE_MAX / 2, 4, NULL));
 }
 
+/* sk_alloc: the same object without zeroing (refcount, destructor, live count, fault
+ * injection, size limit). */
+static void test_alloc_unzeroed(void **state)
+{
+	size_t live = sk_mem_live();
+	char *p = sk_alloc(4096, obj_destroy);
+
+	(void)state;
+	destroyed = 0;
+	assert_non_null(p);
+	assert_int_equal(sk_nrefs(p), 1);
+	assert_int_equal(sk_mem_live(), live + 1);
+	memset(p, 'x', 4096); /* all of it is ours */
+	assert_ptr_equal(sk_ref(p), p);
+	assert_null(sk_deref(p));
+	assert_null(sk_deref(p));
+	assert_int_equal(destroyed, 1);
+	assert_int_equal(sk_mem_live(), live);
+	sk_mem_fail_after(1);
+	assert_null(sk_alloc(8, NULL));
+	assert_null(sk_alloc(SIZE_MAX - 4, NULL));
+	assert_int_equal(sk_mem_live(), live);
+}
+
 static void test_strings(void **state)
 {
 	char *s = sk_strdup("alice"), *t = sk_strndup("bobcat", 3), *u = sk_strdupf("%s-%d", "n", 7);
@@ -88,7 +112,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		SK_TEST(test_ref_deref), SK_TEST(test_fail_after), SK_TEST(test_strings),
-		SK_TEST(test_resize), SK_TEST(test_leak_detected),
+		SK_TEST(test_resize), SK_TEST(test_leak_detected), SK_TEST(test_alloc_unzeroed),
 	};
 	return cmocka_run_group_tests_name("mem", tests, NULL, NULL);
 }

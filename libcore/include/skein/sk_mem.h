@@ -11,6 +11,10 @@ typedef void(sk_mem_destroy_cb)(void *data);
 
 /* A new zeroed object holding one reference, or NULL when out of memory. */
 void *sk_zalloc(size_t size, sk_mem_destroy_cb *dh);
+/* The same without zeroing: for objects of a few KB of fixed buffers, built on every
+ * request, whose constructor sets what it reads (callgrind: zeroing was ~4 k
+ * instructions per 4 KB object with jemalloc). */
+void *sk_alloc(size_t size, sk_mem_destroy_cb *dh);
 /* A new zeroed array; NULL on overflow or when out of memory. */
 void *sk_zalloc_array(size_t n, size_t size, sk_mem_destroy_cb *dh);
 /* Resize an object that holds exactly one reference; NULL leaves it as it was. */
