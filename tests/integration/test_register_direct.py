@@ -125,6 +125,31 @@ def delta_edge_only(c, before):
     return {k: now[k] - before[k] for k in now if now[k] != before[k]}
 
 
+def test_200_contact_and_date():
+    """The 200 lists the binding with its expires, q, +sip.instance and reg-id
+    (RFC 3261 §10.3 item 8, RFC 5626 §6) and a Date (RFC 1123 form), the same whether
+    the registrar answered (the first REGISTER) or the edge (the refresh)."""
+    import re
+    c = Cluster(1, users=USERS)
+    inst = "<urn:uuid:00000000-0000-1000-8000-000a95a0e128>"
+    contact = f'<sip:bob@127.0.0.1:6421;transport=udp>;q=0.5;+sip.instance="{inst}";reg-id=1'
+    date_re = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|"
+                         r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$")
+    b = counts_edge_only(c)
+    for cseq in (1, 5):
+        r = reg(c, "bob", contact, call_id="bob-params", cseq=cseq, expires=600,
+                extra_headers="Supported: outbound\r\n")
+        assert r.status == 200, r.start
+        got = r.hdr("contact")
+        assert len(got) == 1, got
+        m = re.fullmatch(r'<sip:bob@127\.0\.0\.1:6421;transport=udp>;expires=(\d+);q=0\.500;'
+                         r'\+sip\.instance="<urn:uuid:00000000-0000-1000-8000-000a95a0e128>";'
+                         r'reg-id=1', got[0])
+        assert m and 590 <= int(m.group(1)) <= 600, got
+        assert len(r.hdr("date")) == 1 and date_re.match(r.hdr("date")[0]), r.hdr("date")
+    assert delta_edge_only(c, b) == {"written": 1}, delta_edge_only(c, b)
+
+
 def test_direct_refresh_off():
     c = Cluster(1, users=USERS, edge_extra={"direct_refresh": "no"})
     a1 = "<sip:alice@127.0.0.1:6411>"
@@ -137,4 +162,4 @@ def test_direct_refresh_off():
 
 
 if __name__ == "__main__":
-    run([test_refreshes_at_the_edge, test_direct_refresh_off])
+    run([test_refreshes_at_the_edge, test_200_contact_and_date, test_direct_refresh_off])
