@@ -107,9 +107,9 @@ const char REGDATA_LUA_REGISTER[] =
 	"  for _, k in ipairs(order) do\n"
 	"    if not blobs[k] then want[#want + 1] = k end\n"
 	"  end\n"
-	"  local got = hmget(reg, want)\n"
+	"  local got = #want > 0 and hmget(reg, want)\n"
 	"  for _, k in ipairs(order) do\n"
-	"    local b = blobs[k] or got[k]\n"
+	"    local b = blobs[k] or got and got[k]\n"
 	"    if b then\n"
 	"      out[#out + 1] = b\n"
 	"      out[#out + 1] = math.ceil((score[k] - now) / 1000)\n"
@@ -119,6 +119,14 @@ const char REGDATA_LUA_REGISTER[] =
 	"end\n"
 	/* One string.char: Lua interns every string it makes. */
 	"local function varint(x)\n"
+	/* Unix ms from 1971 to 2109 take 6 bytes: one string.char, no table (Lua
+	 * allocations are a tenth of Redis' instructions per REGISTER). */
+	"  if x >= 34359738368 and x < 4398046511104 then\n"
+	"    local f = math.floor\n"
+	"    return string.char(x % 128 + 128, f(x / 128) % 128 + 128,\n"
+	"      f(x / 16384) % 128 + 128, f(x / 2097152) % 128 + 128,\n"
+	"      f(x / 268435456) % 128 + 128, f(x / 34359738368))\n"
+	"  end\n"
 	"  local b, i = {}, 1\n"
 	"  while x >= 128 do\n"
 	"    b[i] = x % 128 + 128\n"
@@ -139,7 +147,8 @@ const char REGDATA_LUA_REGISTER[] =
 	"  for i = 0, n - 1 do\n"
 	"    local k = ARGV[base + 3 * i]\n"
 	"    if not ops[k] then keys[#keys + 1] = k end\n"
-	"    ops[k] = {tonumber(ARGV[base + 1 + 3 * i]), ARGV[base + 2 + 3 * i]}\n"
+	/* sized for the three fields the plan adds (no rehash) */
+	"    ops[k] = {tonumber(ARGV[base + 1 + 3 * i]), ARGV[base + 2 + 3 * i], false, false, false}\n"
 	"  end\n"
 	"end\n"
 	/* Plan first: a request that fails writes nothing. What the plan reads of each
