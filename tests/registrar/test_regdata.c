@@ -689,6 +689,21 @@ static char *srv_str(const char *fmt, const char *arg, char *out, size_t size)
 #define HA1A  "0123456789abcdef0123456789abcdef"
 #define HA1B  "fedcba9876543210fedcba9876543210"
 
+/* An empty Redis with alice's MD5 HA1, and au naming her cred and nonce-count keys. */
+static void auth_setup(Skein__Sip__V1__RegisterAuth *au)
+{
+	redisReply *r;
+
+	flush();
+	r = srv_cmd("HSET %s ha1_md5 %s", CRED, HA1A);
+	assert_non_null(r);
+	freeReplyObject(r);
+	au->cred_key = CRED;
+	au->field = "ha1_md5";
+	au->nc_key = NCKEY;
+	au->nc_ttl = 360;
+}
+
 /* RegisterRequest.auth: the digest's Redis half in the same script (issue 6). */
 static void test_auth_check(void **state)
 {
@@ -701,14 +716,7 @@ static void test_auth_check(void **state)
 	redisReply *r;
 
 	(void)state;
-	flush();
-	r = srv_cmd("HSET %s ha1_md5 %s", CRED, HA1A);
-	assert_non_null(r);
-	freeReplyObject(r);
-	au.cred_key = CRED;
-	au.field = "ha1_md5";
-	au.nc_key = NCKEY;
-	au.nc_ttl = 360;
+	auth_setup(&au);
 
 	/* STALE: the edge's HA1 is not the stored one; nothing is written. */
 	rq_init(&q, "c1", 1, -1);
@@ -810,17 +818,9 @@ static void test_refresh_only(void **state)
 	Skein__Sip__V1__RegisterAuth au = SKEIN__SIP__V1__REGISTER_AUTH__INIT;
 	char buf[256];
 	struct rq q;
-	redisReply *r;
 
 	(void)state;
-	flush();
-	r = srv_cmd("HSET %s ha1_md5 %s", CRED, HA1A);
-	assert_non_null(r);
-	freeReplyObject(r);
-	au.cred_key = CRED;
-	au.field = "ha1_md5";
-	au.nc_key = NCKEY;
-	au.nc_ttl = 360;
+	auth_setup(&au);
 	au.ha1 = HA1A;
 	au.nc = 1;
 
