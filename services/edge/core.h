@@ -16,6 +16,7 @@
 #include "txn.h"
 #include "digest.h"
 #include "resolve.h"
+#include "regdata.h"
 
 struct sk_redis_script;
 struct redisReply;
@@ -116,7 +117,7 @@ struct edge {
 	/* core_register.c: the registration script, for refreshes written here, and the
 	 * registrar's policy as last heard (reg_policy_at: uv_now ms, 0 never) */
 	struct sk_redis_script *reg_script;
-	int64_t reg_policy[4]; /* default_expires, min_expires, max_expires, max_contacts */
+	struct regdata_policy reg_policy;
 	uint64_t reg_policy_at;
 };
 

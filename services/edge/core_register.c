@@ -186,10 +186,8 @@ static void on_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
 		 * decides what gets written without it. */
 		if (p && p->min_expires >= 0 && p->max_expires >= p->min_expires &&
 		    p->default_expires > 0 && p->max_contacts > 0) {
-			e->reg_policy[0] = p->default_expires;
-			e->reg_policy[1] = p->min_expires;
-			e->reg_policy[2] = p->max_expires;
-			e->reg_policy[3] = p->max_contacts;
+			e->reg_policy = (struct regdata_policy){p->default_expires, p->min_expires,
+							       p->max_expires, p->max_contacts};
 			e->reg_policy_at = uv_now(e->loop);
 		}
 		answer(r, rep);
@@ -231,8 +229,6 @@ static void on_direct(int err, struct redisReply *reply, void *arg)
 /* true when the refresh-only script was started for r (its reference taken). */
 static bool try_direct(struct edge *e, struct reg *r, const Skein__Sip__V1__RegisterRequest *rr)
 {
-	struct regdata_policy pol = {e->reg_policy[0], e->reg_policy[1], e->reg_policy[2],
-				     e->reg_policy[3]};
 	struct regdata_reg_cmd *cmd = NULL;
 	struct regdata_reg_result res;
 	int err;
@@ -241,7 +237,7 @@ static bool try_direct(struct edge *e, struct reg *r, const Skein__Sip__V1__Regi
 	    uv_now(e->loop) - e->reg_policy_at > REG_POLICY_MAX_AGE_MS)
 		return false;
 	/* 400 and 423 without Redis are the registrar's answers to give */
-	err = regdata_register_prepare_ex(&cmd, &res, e->cluster, rr, &pol,
+	err = regdata_register_prepare_ex(&cmd, &res, e->cluster, rr, &e->reg_policy,
 					  REGDATA_REG_REFRESH_ONLY);
 	regdata_reg_result_release(&res);
 	if (err || !cmd) {
