@@ -77,6 +77,7 @@ struct edge_metrics {
 	struct sk_counter *uas_ok, *uas_fail, *orig_ok, *orig_fail; /* core_pres, core_originate */
 	struct sk_histogram *reg_latency;
 	struct sk_counter *reg_direct[3]; /* written, deferred, error (core_register.c) */
+	struct sk_counter *lookups[3]; /* pipelined, separate, unused (core_proxy.c) */
 };
 
 struct edge {

@@ -114,6 +114,15 @@ static void limits_for(const struct edge *e, const char *domain, int64_t *limit,
 	}
 }
 
+/* No limit in the config nor any domain override: nothing to count or release (the
+ * common case; spares every INVITE and BYE the AOR's normalisation). An override
+ * that lifts a limit (0) still counts here: a domain may have one while others do
+ * not. */
+static bool unlimited(const struct edge *e)
+{
+	return !e->limits || (!e->conf->call_limit && !e->conf->call_rate && !e->limits->nov);
+}
+
 /* The AOR of a From/To URI as regdata spells it (the key's hash tag). */
 static int aor_of(const url_t *u, char *aor, size_t size)
 {
@@ -198,7 +207,7 @@ int edge_limits_admit(struct edge *e, struct edge_stx *stx, edge_limits_cb *cb, 
 	struct admit *a;
 	int err;
 
-	if (!l || !sip->sip_call_id || !sip->sip_from)
+	if (unlimited(e) || !sip->sip_call_id || !sip->sip_from)
 		return SK_ENOENT;
 	a = sk_zalloc(sizeof(*a), admit_destroy);
 	if (!a)
@@ -247,7 +256,7 @@ static void release(struct edge *e, const url_t *u, const char *call_id)
 	char aor[REGDATA_AOR_MAX], key[REGDATA_AOR_MAX + 128];
 	int64_t limit, rate;
 
-	if (!e->limits || !u || !edge_domain_local(e, u->url_host) ||
+	if (unlimited(e) || !u || !edge_domain_local(e, u->url_host) ||
 	    aor_of(u, aor, sizeof(aor)))
 		return;
 	limits_for(e, strrchr(aor, '@') + 1, &limit, &rate);

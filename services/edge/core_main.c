@@ -329,6 +329,16 @@ static void metrics_setup(struct edge *e)
 		    "registrar, or failed (then passed to the registrar)",
 		    "result", what[i]);
 	}
+	for (int i = 0; i < 3; i++) {
+		static const char *const how[3] = {"pipelined", "separate", "unused"};
+
+		e->m.lookups[i] = sk_metrics_counter(
+		    mx, "skein_edge_location_lookups_total",
+		    "Bindings read to route a request to a local user: pipelined with the "
+		    "caller's credentials check, on their own, or pipelined and then not "
+		    "used (the caller was refused or the request ended)",
+		    "how", how[i]);
+	}
 	e->m.reg_latency = sk_metrics_histogram(mx, "skein_edge_register_seconds",
 						"REGISTER: request in to response out (after auth)",
 						lat, sizeof(lat) / sizeof(lat[0]));

@@ -46,6 +46,11 @@ struct fork {
 	bool counted; /* in the caller's calls in progress (core_limits.c) */
 	char aor[REGDATA_AOR_MAX];
 	struct regdata_bindings bs; /* targets from Redis, by q (highest first) */
+	/* The lookup sent with the credentials check (early_lookup): its answer waits
+	 * here until the caller is known, or lookup() waits for it. */
+	enum { LK_NONE, LK_PENDING, LK_DONE, LK_USED } early;
+	bool early_wanted; /* lookup() ran while it was pending */
+	int early_err;
 	size_t next;                /* first binding not tried yet */
 	struct branch br[MAX_BRANCHES];
 	size_t nbr, pending;
@@ -66,6 +71,8 @@ static void fork_destroy(void *p)
 			edge_ctx_release(f->br[i].ctx);
 			f->br[i].ctx = sk_deref(f->br[i].ctx);
 		}
+	if (f->early == LK_DONE) /* the caller was refused, or the request ended */
+		sk_counter_inc(f->e->m.lookups[2]);
 	regdata_bindings_free(&f->bs);
 	free(f->targets);
 	if (f->best_msg)
@@ -497,9 +504,9 @@ static void on_exists(int err, struct redisReply *r, void *arg)
 	sk_deref(f); /* the reference of the command */
 }
 
-static void on_lookup(int err, void *arg)
+/* The AOR's bindings are in (or the lookup failed): route to them. */
+static void lookup_done(struct fork *f, int err)
 {
-	struct fork *f = arg;
 	struct edge *e = f->e;
 	char key[512];
 
@@ -530,17 +537,58 @@ static void on_lookup(int err, void *arg)
 		send_final(f, 480, "Temporarily Unavailable (no reachable contact)");
 		fork_end(f);
 	}
+}
+
+static void on_lookup(int err, void *arg)
+{
+	struct fork *f = arg;
+
+	lookup_done(f, err);
 	sk_deref(f); /* the reference of the command */
+}
+
+static void on_early(int err, void *arg)
+{
+	struct fork *f = arg;
+
+	if (f->early_wanted) {
+		f->early = LK_USED;
+		lookup_done(f, err);
+	} else {
+		f->early = LK_DONE;
+		f->early_err = err;
+	}
+	sk_deref(f); /* the reference of the command */
+}
+
+static int aor_of_ruri(struct fork *f, const char *user, const char *domain)
+{
+	char tmp[REGDATA_AOR_MAX + 8];
+	size_t lu = user ? strlen(user) : 0, ld = strlen(domain);
+	const char *why;
+
+	if (!user || lu + 1 + ld >= sizeof(tmp))
+		return SK_EINVAL;
+	memcpy(tmp, user, lu);
+	tmp[lu] = '@';
+	memcpy(tmp + lu + 1, domain, ld + 1);
+	return regdata_aor_norm(f->aor, sizeof(f->aor), tmp, &why);
 }
 
 static void lookup(struct fork *f, const char *user, const char *domain)
 {
 	struct edge *e = f->e;
-	char tmp[REGDATA_AOR_MAX + 8];
-	const char *why;
 
-	snprintf(tmp, sizeof(tmp), "%s@%s", user ? user : "", domain);
-	if (!user || regdata_aor_norm(f->aor, sizeof(f->aor), tmp, &why)) {
+	if (f->early == LK_DONE) { /* the Request-URI has not changed since */
+		f->early = LK_USED;
+		lookup_done(f, f->early_err);
+		return;
+	}
+	if (f->early == LK_PENDING) {
+		f->early_wanted = true;
+		return;
+	}
+	if (aor_of_ruri(f, user, domain)) {
 		if (f->authed)
 			send_final(f, 404, "Not Found");
 		else
@@ -554,7 +602,29 @@ static void lookup(struct fork *f, const char *user, const char *domain)
 		sk_deref(f);
 		send_final(f, 500, "Server Internal Error (location unavailable)");
 		fork_end(f);
+		return;
 	}
+	sk_counter_inc(e->m.lookups[1]);
+}
+
+/* A caller with credentials calls a local user: the callee's bindings are read in
+ * the same round trip as the credentials (pipelined on the one connection), not one
+ * round trip after — a Redis wake-up and a read per call fewer, and the set-up
+ * latency of one Redis round trip less. The answer is only used once the caller
+ * has authenticated (and passed the call limits); a caller who fails learns
+ * nothing from it. Without credentials (the 407 round) nothing is read. */
+static void early_lookup(struct fork *f, const url_t *ru)
+{
+	struct edge *e = f->e;
+
+	if (!edge_domain_local(e, ru->url_host) || aor_of_ruri(f, ru->url_user, ru->url_host))
+		return;
+	if (regdata_lookup(e->redis, e->cluster, f->aor, &f->bs, on_early, sk_ref(f))) {
+		sk_deref(f);
+		return; /* lookup() tries again after the authentication */
+	}
+	f->early = LK_PENDING;
+	sk_counter_inc(e->m.lookups[0]);
 }
 
 static void target_dest(const struct edge_target *t, struct edge_dest *d)
@@ -778,10 +848,21 @@ static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 	h = (h ^ 0xfe) * 1099511628211ull;
 	if (sip->sip_to && sip->sip_to->a_tag)
 		MIX(sip->sip_to->a_tag, strlen(sip->sip_to->a_tag));
-	snprintf(num, sizeof(num), "%u", sip->sip_cseq->cs_seq);
-	MIX(num, strlen(num));
+	/* the CSeq number's decimal digits, as the header spells it (no printf: this
+	 * runs for every request) */
+	{
+		size_t n = sizeof(num);
+		uint32_t v = sip->sip_cseq->cs_seq;
+
+		do
+			num[--n] = (char)('0' + v % 10);
+		while ((v /= 10) && n);
+		MIX(num + n, sizeof(num) - n);
+	}
 #undef MIX
-	snprintf(out, EDGE_BRANCH_TAG_MAX + 1, "%016llx", (unsigned long long)h);
+	for (int i = 15; i >= 0; i--, h >>= 4)
+		out[i] = "0123456789abcdef"[h & 15];
+	out[16] = '\0';
 }
 
 /* A Via of ours whose branch carries the same hash: the request came back unchanged
@@ -862,6 +943,8 @@ void edge_proxy_request(struct edge *e, struct edge_stx *stx)
 			fork_end(f);
 			return;
 		}
+		if (!r && sip->sip_proxy_authorization)
+			early_lookup(f, sip->sip_request->rq_url);
 		edge_auth(e, stx, true, realm, on_auth, sk_ref(f));
 		return;
 	}

@@ -8,7 +8,8 @@ client without credentials, an unknown user and a non-local caller get."""
 import sipplib
 from sipplib import SippServer, register, sipp
 from skeinlib import http, metric, run, tmpdir, wait_for
-from sipcluster import DOMAIN, Cluster, RawSip, authorization, digest_register, request
+from sipcluster import (DOMAIN, Cluster, RawSip, authorization, digest_register, digest_request,
+                        request)
 
 USERS = (("alice", "alice-pw"), ("callee", "callee-pw"), ("ringer", "ringer-pw"),
          ("busy", "busy-pw"), ("inbox", "inbox-pw"))
@@ -191,6 +192,94 @@ def test_nonce_count_other_methods():
     cli.close()
 
 
+class Monitor:
+    """Redis MONITOR: every command Redis runs, in the order it runs them."""
+
+    def __init__(self, redis):
+        import socket
+        self.s = socket.create_connection(("127.0.0.1", redis.port), timeout=5)
+        self.s.sendall(b"MONITOR\r\n")
+        self.f = self.s.makefile("rb")
+        assert self.f.readline().strip() == b"+OK"
+
+    def until(self, pred, limit=500):
+        """Commands up to and including the first for which pred(line) holds."""
+        seen = []
+        for _ in range(limit):
+            line = self.f.readline().decode(errors="replace").strip()
+            seen.append(line)
+            if pred(line):
+                return seen
+        raise AssertionError(f"not seen in {limit} commands: {seen[-20:]}")
+
+    def close(self):
+        self.s.close()
+
+
+def test_lookup_pipelined_with_auth():
+    """A caller with credentials calling a local user: the callee's bindings are read
+    in the same round trip as the credentials (the routing lookup leaves before the
+    nonce-count's answer is known), and used only once the caller has authenticated.
+    Without credentials, or from a caller who is not ours, the lookup runs on its own;
+    a refused caller's lookup is counted unused and changes nothing of the answer."""
+    c = Cluster(1, users=USERS, edge_extra=SIPP_EDGE)
+    tmp = tmpdir()
+    inbox = SippServer("msg_uas.xml", workdir=tmp, domain=DOMAIN).start()
+    register(c.addr(0), "inbox", PW["inbox"], inbox.addr, workdir=tmp, domain=DOMAIN)
+    port = c.sip[0]
+
+    def counts():
+        text = http(c.nodes[0].http["edge"], "/metrics")[1]
+        return {k: int(metric(text, "skein_edge_location_lookups_total", f'how="{k}"') or 0)
+                for k in ("pipelined", "separate", "unused")}
+
+    def delta(before):
+        now = counts()
+        return {k: now[k] - before[k] for k in now if now[k] != before[k]}
+
+    # on the wire: HGETALL of inbox's bindings reaches Redis before the SET NX of the
+    # nonce-count — the edge did not wait for the credentials' answer to send it
+    mon = Monitor(c.redis)
+    b = counts()
+    r = digest_request(port, "MESSAGE", f"sip:inbox@{DOMAIN}", "alice", PW["alice"],
+                       body="early")
+    assert r is not None and r.status == 200, r and r.start
+    seen = mon.until(lambda ln: '"SET"' in ln and '"NX"' in ln)
+    mon.close()
+    assert any('"HGETALL"' in ln and "inbox@" in ln for ln in seen), seen
+    assert delta(b) == {"pipelined": 1}, delta(b)
+    inbox.wait_received("MESSAGE", 1)
+    assert inbox.trace.find(request="MESSAGE")[0].body.strip() == "early"
+
+    # a wrong password: 407 again, the lookup read with it unused
+    b = counts()
+    r = digest_request(port, "MESSAGE", f"sip:inbox@{DOMAIN}", "alice", "wrong", body="x")
+    assert r is not None and r.status == 407, r and r.start
+    assert delta(b) == {"pipelined": 1, "unused": 1}, delta(b)
+
+    # an authenticated caller still learns 404 for an unknown user, and a known
+    # user without a binding still gets the message stored (202)
+    b = counts()
+    r = digest_request(port, "MESSAGE", f"sip:nobody@{DOMAIN}", "alice", PW["alice"], body="x")
+    assert r is not None and r.status == 404, r and r.start
+    r = digest_request(port, "MESSAGE", f"sip:busy@{DOMAIN}", "alice", PW["alice"], body="x")
+    assert r is not None and r.status == 202, r and r.start
+    assert delta(b) == {"pipelined": 2}, delta(b)
+
+    # a caller of another domain (no credentials asked: the trusted network) routes
+    # with a lookup of its own
+    b = counts()
+    cli = RawSip()
+    cli.send(port, request("MESSAGE", f"sip:inbox@{DOMAIN}", cli.port,
+                           frm="<sip:someone@198.51.100.9>;tag=pl1", call_id="pl-other-1",
+                           extra="Content-Type: text/plain\r\n", body="from afar"))
+    r = cli.recv_final(5)
+    cli.close()
+    assert r is not None and r.status == 200, r and r.start
+    assert delta(b) == {"separate": 1}, delta(b)
+    inbox.stop()
+
+
 def digest_register_as(port, user, pw, aor_user):
     """user's credentials on a REGISTER whose To is aor_user@DOMAIN."""
     cli = RawSip()
@@ -353,4 +442,4 @@ if __name__ == "__main__":
          test_call_across_edges, test_cancel_and_busy,
          test_invite_retransmission_answered_once, test_message_and_routing_answers,
          test_loop_detected_spiral_allowed, test_nonce_stale_replay_and_path,
-         test_nonce_count_other_methods])
+         test_nonce_count_other_methods, test_lookup_pipelined_with_auth])
