@@ -5,6 +5,7 @@
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 #include "regdata.h"
+#include "regdata_lookup.h"
 
 #include "sk_test_redis.h"
 
@@ -892,6 +893,153 @@ static void test_refresh_only(void **state)
 	regdata_reg_result_release(&res);
 }
 
+/* Redis' clock (the scripts' time), ms. */
+static uint64_t redis_now_ms(void)
+{
+	redisReply *r = srv_cmd("TIME");
+	uint64_t ms;
+
+	assert_non_null(r);
+	assert_int_equal(regdata_time_ms(r, &ms), 0);
+	freeReplyObject(r);
+	return ms;
+}
+
+/* What a one-binding refresh leaves in Redis and answers. */
+struct snap {
+	int code;
+	uint32_t refreshed, n;
+	int64_t expires_in;
+	char contact[64], meta[128];
+	int64_t exp_in_ms, score_in_ms, pttl[3];
+	bool first_kept;
+};
+
+static void refresh_snapshot(unsigned flags, struct snap *s)
+{
+	static const char *const keys[3] = {"t:{alice@example.com}:reg",
+					    "t:{alice@example.com}:exp",
+					    "t:{alice@example.com}:meta"};
+	struct regdata_reg_result res = {0};
+	Skein__Sip__V1__Binding *b;
+	char first[128], *sp;
+	uint64_t t0;
+	redisReply *r;
+	struct rq q;
+
+	memset(s, 0, sizeof(*s));
+	flush();
+	rq_init(&q, "c1", 1, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
+	srv_str("HGET %s sip:alice@192.0.2.1", keys[2], first, sizeof(first));
+	sp = strchr(first, ' ');
+	assert_non_null(sp);
+	rq_init(&q, "c1", 2, 900);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	t0 = redis_now_ms();
+	reg_run_ex(&q, &pol, &res, flags);
+	s->code = res.code;
+	s->refreshed = res.refreshed;
+	s->n = (uint32_t)res.bindings.n;
+	if (res.bindings.n) {
+		s->expires_in = res.bindings.b[0]->expires_in;
+		snprintf(s->contact, sizeof(s->contact), "%s", res.bindings.b[0]->contact);
+	}
+	srv_str("HGET %s sip:alice@192.0.2.1", keys[2], s->meta, sizeof(s->meta));
+	r = srv_cmd("HGET %s sip:alice@192.0.2.1", keys[0]);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	b = regdata_binding_decode(r->str, r->len);
+	assert_non_null(b);
+	s->exp_in_ms = (int64_t)(b->expires_at_ms - t0);
+	/* the first registration's time, from the meta written then, is kept */
+	s->first_kept = b->registered_ms == strtoull(sp + 1, NULL, 10) &&
+			strstr(s->meta, sp) == strchr(s->meta, ' ');
+	skein__sip__v1__binding__free_unpacked(b, NULL);
+	freeReplyObject(r);
+	r = srv_cmd("ZSCORE %s sip:alice@192.0.2.1", keys[1]);
+	assert_non_null(r);
+	s->score_in_ms = (int64_t)(strtoull(r->str, NULL, 10) - t0);
+	freeReplyObject(r);
+	for (int i = 0; i < 3; i++)
+		s->pttl[i] = srv_int("PTTL %s", keys[i]);
+	regdata_reg_result_release(&res);
+}
+
+/* The edge's refresh of an AOR's only binding takes a straight-line path through
+ * the script (issue 6): it must leave exactly what the registrar's general path
+ * leaves — binding, meta (new CSeq, first registration kept), expiry score, the
+ * keys' TTLs — and answer the same. With another binding, live or expired, the
+ * edge's refresh takes the general path and is still written. */
+static void test_refresh_fast_path(void **state)
+{
+	struct regdata_reg_result res = {0};
+	struct snap fast, general;
+	struct rq q;
+
+	(void)state;
+	refresh_snapshot(REGDATA_REG_REFRESH_ONLY, &fast);
+	refresh_snapshot(0, &general);
+	assert_int_equal(fast.code, 200);
+	assert_int_equal(fast.code, general.code);
+	assert_int_equal(fast.refreshed, 1);
+	assert_int_equal(fast.refreshed, general.refreshed);
+	assert_int_equal(fast.n, 1);
+	assert_int_equal(fast.n, general.n);
+	assert_int_equal(fast.expires_in, 900);
+	assert_int_equal(fast.expires_in, general.expires_in);
+	assert_string_equal(fast.contact, general.contact);
+	assert_true(fast.first_kept);
+	assert_true(general.first_kept);
+	assert_int_equal(strncmp(fast.meta, "2 ", 2), 0);
+	assert_int_equal(strncmp(general.meta, "2 ", 2), 0);
+	assert_string_equal(strrchr(fast.meta, ' '), strrchr(general.meta, ' '));
+	/* times are Redis' at each run: equal to the request's few milliseconds */
+	assert_in_range(fast.exp_in_ms, 899000, 901000);
+	assert_in_range(general.exp_in_ms, 899000, 901000);
+	assert_true(fast.score_in_ms == fast.exp_in_ms);
+	assert_true(general.score_in_ms == general.exp_in_ms);
+	for (int i = 0; i < 3; i++) {
+		assert_in_range(fast.pttl[i], 900000 + REGDATA_TTL_SLACK_MS - 2000,
+				900000 + REGDATA_TTL_SLACK_MS);
+		assert_in_range(general.pttl[i], 900000 + REGDATA_TTL_SLACK_MS - 2000,
+				900000 + REGDATA_TTL_SLACK_MS);
+	}
+
+	/* two live bindings: the edge's refresh of one is written, both answered */
+	flush();
+	rq_init(&q, "c1", 1, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	rq_contact(&q, "sip:alice@192.0.2.2", 300);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 2);
+	rq_init(&q, "c1", 2, 900);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(res.bindings.n, 2);
+	/* the other one expired: purged on the way, the refresh still written */
+	age("sip:alice@192.0.2.2", "alice@example.com");
+	rq_init(&q, "c1", 3, 900);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(res.bindings.n, 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 1);
+	/* a refresh of an expired only binding is not one: deferred */
+	age("sip:alice@192.0.2.1", "alice@example.com");
+	rq_init(&q, "c1", 4, 900);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	assert_true(res.deferred);
+	regdata_reg_result_release(&res);
+}
+
 static void test_result_shape(void **state)
 {
 	struct regdata_reg_result res;
@@ -929,7 +1077,7 @@ int main(void)
 		RT(test_add_refresh_remove),	  RT(test_cseq_order_and_replay),
 		RT(test_instance_and_limit),	  RT(test_expiry_and_lookup),
 		RT(test_result_shape),		  RT(test_auth_check),
-		RT(test_refresh_only),
+		RT(test_refresh_only),		  RT(test_refresh_fast_path),
 	};
 
 	(void)srv_signal; /* sk_test_redis.h's outage helper: not needed here */
