@@ -55,6 +55,37 @@ int edge_proto_parse(const char *s, enum edge_proto *p)
 	return SK_EINVAL;
 }
 
+/* v in decimal at p; returns the digits written (at most 5 for 16 bits). */
+static size_t put_dec(char *p, unsigned v)
+{
+	char tmp[10];
+	size_t n = 0, k = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		p[k++] = tmp[--n];
+	return k;
+}
+
+/* Dotted quad of an IPv4 address, NUL-terminated; buf has room for 16 bytes. This
+ * runs several times per request (Via received, the binding's source, logs):
+ * inet_ntop() formats IPv4 with sprintf(). */
+static size_t put_ipv4(char *buf, const struct in_addr *in)
+{
+	const unsigned char *b = (const unsigned char *)&in->s_addr;
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			buf[n++] = '.';
+		n += put_dec(buf + n, b[i]);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 const char *edge_addr_ip(const struct edge_addr *a, char *buf, size_t size)
 {
 	const void *src = a->u.sa.sa_family == AF_INET6 ? (const void *)&a->u.in6.sin6_addr
@@ -62,6 +93,10 @@ const char *edge_addr_ip(const struct edge_addr *a, char *buf, size_t size)
 
 	if (!size)
 		return buf;
+	if (a->u.sa.sa_family == AF_INET && size >= INET_ADDRSTRLEN) {
+		put_ipv4(buf, &a->u.in.sin_addr);
+		return buf;
+	}
 	if ((a->u.sa.sa_family != AF_INET && a->u.sa.sa_family != AF_INET6) ||
 	    !inet_ntop(a->u.sa.sa_family, src, buf, (socklen_t)size))
 		snprintf(buf, size, "?");
@@ -81,6 +116,13 @@ const char *edge_addr_str(const struct edge_addr *a, char *buf, size_t size)
 {
 	char ip[INET6_ADDRSTRLEN];
 
+	if (a->u.sa.sa_family == AF_INET && size >= INET_ADDRSTRLEN + 6) {
+		size_t n = put_ipv4(buf, &a->u.in.sin_addr);
+
+		buf[n++] = ':';
+		buf[n + put_dec(buf + n, edge_addr_port(a))] = '\0';
+		return buf;
+	}
 	edge_addr_ip(a, ip, sizeof(ip));
 	snprintf(buf, size, a->u.sa.sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
 		 (unsigned)edge_addr_port(a));

@@ -1016,6 +1016,17 @@ static void test_addr(void **state)
 	assert_int_equal(edge_addr_parse(&b, "127.0.0.1:5061"), 0);
 	assert_false(edge_addr_eq(&a, &b));
 	assert_int_equal(edge_addr_port(&b), 5061);
+	assert_string_equal(edge_addr_str(&b, s, sizeof(s)), "127.0.0.1:5061");
+	/* IPv4 is formatted without inet_ntop(): every octet and port width, and a
+	 * buffer too small for the fast path still gets inet_ntop()'s answer */
+	assert_int_equal(edge_addr_parse(&b, "255.0.10.199:0"), 0);
+	assert_string_equal(edge_addr_str(&b, s, sizeof(s)), "255.0.10.199:0");
+	assert_string_equal(edge_addr_ip(&b, s, sizeof(s)), "255.0.10.199");
+	assert_int_equal(edge_addr_parse(&b, "0.0.0.0:65535"), 0);
+	assert_string_equal(edge_addr_str(&b, s, sizeof(s)), "0.0.0.0:65535");
+	assert_int_equal(edge_addr_parse(&b, "10.20.30.40:9"), 0);
+	assert_string_equal(edge_addr_ip(&b, s, 12), "10.20.30.40");
+	assert_string_equal(edge_addr_str(&b, s, 10), "10.20.30.");
 	assert_int_equal(edge_addr_parse(&a, "127.0.0.1:70000"), SK_EINVAL);
 	assert_int_equal(edge_addr_parse(&a, "::1:5060"), SK_EINVAL);
 	assert_int_equal(edge_addr_parse(&a, "[::1]"), SK_EINVAL);
