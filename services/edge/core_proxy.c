@@ -271,7 +271,12 @@ static int branch_start(struct fork *f, const char *ruri, const Skein__Sip__V1__
 
 	if (f->nbr == MAX_BRANCHES)
 		return SK_ERANGE;
-	m = msg_dup(edge_stx_msg(f->stx));
+	/* A shallow copy (msg_copy(3)): the header objects are the copy's own, their
+	 * strings and parameter lists are the received request's, which the copy holds
+	 * a reference to. Nothing below edits a string or a parameter list in place —
+	 * headers are removed, replaced or added whole — so every branch may share
+	 * them; msg_dup() copied every string of every header for each branch. */
+	m = msg_copy(edge_stx_msg(f->stx));
 	if (!m)
 		return SK_ENOMEM;
 	sip = sip_object(m);
