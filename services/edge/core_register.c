@@ -53,7 +53,7 @@ static void reg_destroy(void *p)
 }
 
 static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
-			  struct edge_auth *a, bool direct);
+			  struct edge_auth *a, bool direct, uint64_t t0);
 
 static void u64_str(char *out, uint64_t v)
 {
@@ -107,7 +107,7 @@ static void answer(struct reg *r, const Skein__Sip__V1__RegisterReply *rep)
 		 * a failed registration. */
 		if (edge_auth_reg_checked(r->auth, rep->auth_check, rep->current_ha1) ==
 		    EDGE_AUTH_RETRY)
-			send_register(e, r->stx, r->aor, r->auth, true);
+			send_register(e, r->stx, r->aor, r->auth, true, r->t0);
 		goto out;
 	}
 	(void)edge_auth_reg_checked(r->auth, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_NONE, NULL);
@@ -213,7 +213,7 @@ static void on_direct(int err, struct redisReply *reply, void *arg)
 		if (err && err != SK_ECANCELED)
 			SK_INFO("REGISTER %s: refresh here failed (%s): to the registrar", r->aor,
 				sk_strerror(err));
-		send_register(e, r->stx, r->aor, r->auth, false);
+		send_register(e, r->stx, r->aor, r->auth, false, r->t0);
 	} else {
 		Skein__Sip__V1__RegisterReply rep = SKEIN__SIP__V1__REGISTER_REPLY__INIT;
 
@@ -269,9 +269,11 @@ int edge_register_setup(struct edge *e)
 
 /* The REGISTER after the digest check: build the bus request, with what the
  * registration script must check of the authentication (a); direct: written here
- * when it turns out to be a pure refresh. */
+ * when it turns out to be a pure refresh. t0: when the first attempt started (0:
+ * now), so that register_seconds times a deferred refresh or a STALE retry from
+ * the start, not from its last attempt. */
 static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
-			  struct edge_auth *a, bool direct)
+			  struct edge_auth *a, bool direct, uint64_t t0)
 {
 	msg_t *msg = edge_stx_msg(stx);
 	sip_t *sip = sip_object(msg);
@@ -386,7 +388,7 @@ static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
 	r->stx = sk_ref(stx);
 	r->auth = sk_ref(a);
 	edge_join(r->aor, sizeof(r->aor), aor, NULL, NULL);
-	r->t0 = uv_hrtime();
+	r->t0 = t0 ? t0 : uv_hrtime();
 	if (direct && try_direct(e, r, &rr)) {
 		sk_deref(r);
 		return;
@@ -425,7 +427,7 @@ static void on_auth(struct edge *e, struct edge_stx *stx, struct edge_auth *a, c
 		edge_reply(e, stx, 403, "Forbidden (authenticated user is not the To user)", NULL);
 		return;
 	}
-	send_register(e, stx, aor, a, true);
+	send_register(e, stx, aor, a, true, 0);
 }
 
 void edge_register(struct edge *e, struct edge_stx *stx)

@@ -143,6 +143,29 @@ def test_200_contact_and_date():
     assert delta(c, b) == {"written": 1}, delta(c, b)
 
 
+def test_register_seconds_from_first_attempt():
+    """skein_edge_register_seconds times a REGISTER from its first attempt: an addition
+    tried here first (and deferred to the registrar) counts the edge's attempt too.
+    Redis holds every write for 0.5 s (CLIENT PAUSE WRITE) just before: the edge's
+    attempt waits for it, the registrar's then does not."""
+    c = Cluster(1, users=USERS)
+    a1, a2 = "<sip:alice@127.0.0.1:6431>", "<sip:alice@127.0.0.1:6432>"
+    assert reg(c, "alice", a1, call_id="t-1").status == 200  # the policy, the HA1 cached
+
+    def hist():
+        text = http(c.nodes[0].http["edge"], "/metrics")[1]
+        return (metric(text, "skein_edge_register_seconds_count") or 0,
+                metric(text, "skein_edge_register_seconds_sum") or 0)
+    b, (n0, s0) = counts(c), hist()
+    assert c.redis.cmd("CLIENT", "PAUSE", "500", "WRITE") == "OK"
+    r = reg(c, "alice", a2, call_id="t-2", expires=600)
+    assert r.status == 200 and len(r.hdr("contact")) == 2, (r.start, r.hdr("contact"))
+    assert delta(c, b) == {"deferred": 1, "registrar_ok": 1}, delta(c, b)
+    n1, s1 = hist()
+    assert n1 - n0 == 1, (n0, n1)
+    assert s1 - s0 >= 0.3, (s0, s1)  # the paused first attempt is in it
+
+
 def test_direct_refresh_off():
     c = Cluster(1, users=USERS, edge_extra={"direct_refresh": "no"})
     a1 = "<sip:alice@127.0.0.1:6411>"
@@ -155,4 +178,5 @@ def test_direct_refresh_off():
 
 
 if __name__ == "__main__":
-    run([test_refreshes_at_the_edge, test_200_contact_and_date, test_direct_refresh_off])
+    run([test_refreshes_at_the_edge, test_200_contact_and_date, test_direct_refresh_off,
+         test_register_seconds_from_first_attempt])
