@@ -35,7 +35,8 @@ static const struct sk_conf_key keys[] = {
 	 "Bindings one address of record may hold; a REGISTER that would exceed it gets 403",
 	 SK_CONF_RELOAD, 1, 1000, 0, 0},
 	{"count_interval", SK_CONF_DURATION, offsetof(struct registrar_conf, count_interval), "15s",
-	 "How often the cluster's live bindings are counted for /metrics (a SCAN walk of Redis)",
+	 "How often the cluster's live bindings are counted for /metrics (a SCAN walk of "
+	 "Redis, its pages spread over about half the interval)",
 	 SK_CONF_RELOAD, 1000, 86400000, 0, 0},
 	{"xcap_listen", SK_CONF_STR, offsetof(struct registrar_conf, xcap_listen), "",
 	 "Address (host:port) of the XCAP server over HTTP (RFC 4825, docs/xcap.md); empty: off",

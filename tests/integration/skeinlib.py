@@ -168,6 +168,43 @@ class Redis:
         self.proc.wait(timeout=10)
 
 
+class Monitor:
+    """Redis MONITOR: every command Redis runs, in the order it runs them."""
+
+    def __init__(self, redis):
+        self.s = socket.create_connection(("127.0.0.1", redis.port), timeout=5)
+        self.s.sendall(b"MONITOR\r\n")
+        self.f = self.s.makefile("rb")
+        assert self.f.readline().strip() == b"+OK"
+
+    def until(self, pred, limit=500):
+        """Commands up to and including the first for which pred(line) holds."""
+        seen = []
+        for _ in range(limit):
+            line = self.f.readline().decode(errors="replace").strip()
+            seen.append(line)
+            if pred(line):
+                return seen
+        raise AssertionError(f"not seen in {limit} commands: {seen[-20:]}")
+
+    def lines(self, seconds):
+        """Every command seen for that long (a bounded read)."""
+        seen, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.s.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                line = self.f.readline()
+            except (socket.timeout, TimeoutError):
+                break
+            if not line:
+                break
+            seen.append(line.decode(errors="replace").strip())
+        return seen
+
+    def close(self):
+        self.s.close()
+
+
 def _resp(f):
     line = f.readline()
     t, rest = line[:1], line[1:-2].decode()

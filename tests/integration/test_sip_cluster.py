@@ -7,7 +7,7 @@ edge 2 (INVITE/407/100/180/200/ACK/BYE with Record-Route); CANCEL before answer;
 client without credentials, an unknown user and a non-local caller get."""
 import sipplib
 from sipplib import SippServer, register, sipp
-from skeinlib import http, metric, run, tmpdir, wait_for
+from skeinlib import Monitor, http, metric, run, tmpdir, wait_for
 from sipcluster import (DOMAIN, Cluster, RawSip, authorization, digest_register, digest_request,
                         request)
 
@@ -190,30 +190,6 @@ def test_nonce_count_other_methods():
     assert send(bad).status == 407
     assert send(auth(5)).status == 404
     cli.close()
-
-
-class Monitor:
-    """Redis MONITOR: every command Redis runs, in the order it runs them."""
-
-    def __init__(self, redis):
-        import socket
-        self.s = socket.create_connection(("127.0.0.1", redis.port), timeout=5)
-        self.s.sendall(b"MONITOR\r\n")
-        self.f = self.s.makefile("rb")
-        assert self.f.readline().strip() == b"+OK"
-
-    def until(self, pred, limit=500):
-        """Commands up to and including the first for which pred(line) holds."""
-        seen = []
-        for _ in range(limit):
-            line = self.f.readline().decode(errors="replace").strip()
-            seen.append(line)
-            if pred(line):
-                return seen
-        raise AssertionError(f"not seen in {limit} commands: {seen[-20:]}")
-
-    def close(self):
-        self.s.close()
 
 
 def test_lookup_pipelined_with_auth():
