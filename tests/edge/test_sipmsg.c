@@ -504,6 +504,54 @@ static void test_print_same_as_sofia(void **state)
 	}
 }
 
+/* A response's Contact and Record-Route are relayed as they came (sip_check.c parses
+ * responses without them): after the top Via is removed, the rest prints byte for
+ * byte — spacing inside the value, case and parameter order included; only the
+ * blanks after the colon become one space. A request's Contact is parsed as always. */
+static void test_response_contact_rr_verbatim(void **state)
+{
+	static const char resp[] =
+	    "SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtop\r\n"
+	    "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa1\r\n"
+	    "Record-Route:   <sip:p2.example.com;LR;Transport=tcp>,<sip:p1.example.com;lr>\r\n"
+	    "From: <sip:alice@example.com>;tag=1\r\n"
+	    "To: <sip:bob@example.com>;tag=2\r\n"
+	    "Call-ID: c1\r\n"
+	    "CSeq: 1 INVITE\r\n"
+	    "Contact:  \"Bob\"  <sip:bob@192.0.2.4:5070;Transport=UDP>;Expires=60 ;q=0.5\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	msg_t *m = parse(resp), *req;
+	sip_t *sip = sip_object(m);
+	struct sk_buf b;
+	static const char want[] =
+	    "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa1\r\n"
+	    "Record-Route: <sip:p2.example.com;LR;Transport=tcp>,<sip:p1.example.com;lr>\r\n"
+	    "From: <sip:alice@example.com>;tag=1\r\n"
+	    "To: <sip:bob@example.com>;tag=2\r\n"
+	    "Call-ID: c1\r\n"
+	    "CSeq: 1 INVITE\r\n"
+	    "Contact: \"Bob\"  <sip:bob@192.0.2.4:5070;Transport=UDP>;Expires=60 ;q=0.5\r\n"
+	    "Content-Length: 0\r\n\r\n";
+
+	(void)state;
+	assert_null(sip->sip_contact);
+	assert_null(sip->sip_record_route);
+	assert_int_equal(sip->sip_status->st_status, 200);
+	assert_string_equal(sip->sip_to->a_tag, "2");
+	msg_header_remove(m, (msg_pub_t *)sip, (msg_header_t *)sip->sip_via);
+	sk_buf_init(&b);
+	assert_int_equal(edge_msg_print(m, &b), 0);
+	assert_memory_equal(b.data, "SIP/2.0 200 OK\r\n", 16);
+	assert_string_equal(b.data + 16, want);
+	sk_buf_release(&b);
+	msg_destroy(m);
+
+	req = parse(invite);
+	assert_non_null(sip_object(req)->sip_contact);
+	msg_destroy(req);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +565,7 @@ int main(void)
 	    SK_TEST(test_long_headers),
 	    SK_TEST(test_response_bytes_unchanged),
 	    SK_TEST(test_print_same_as_sofia),
+	    SK_TEST(test_response_contact_rr_verbatim),
 	    SK_TEST(test_random_bytes),
 	};
 
