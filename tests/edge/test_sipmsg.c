@@ -510,31 +510,29 @@ static void test_print_same_as_sofia(void **state)
  * blanks after the colon become one space. A request's Contact is parsed as always. */
 static void test_response_contact_rr_verbatim(void **state)
 {
-	static const char resp[] =
-	    "SIP/2.0 200 OK\r\n"
-	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtop\r\n"
+	/* %s: the blanks after the colons of Record-Route and Contact */
+	static const char rest[] =
 	    "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa1\r\n"
-	    "Record-Route:   <sip:p2.example.com;LR;Transport=tcp>,<sip:p1.example.com;lr>\r\n"
+	    "Record-Route:%s<sip:p2.example.com;LR;Transport=tcp>,<sip:p1.example.com;lr>\r\n"
 	    "From: <sip:alice@example.com>;tag=1\r\n"
 	    "To: <sip:bob@example.com>;tag=2\r\n"
 	    "Call-ID: c1\r\n"
 	    "CSeq: 1 INVITE\r\n"
-	    "Contact:  \"Bob\"  <sip:bob@192.0.2.4:5070;Transport=UDP>;Expires=60 ;q=0.5\r\n"
+	    "Contact:%s\"Bob\"  <sip:bob@192.0.2.4:5070;Transport=UDP>;Expires=60 ;q=0.5\r\n"
 	    "Content-Length: 0\r\n\r\n";
-	msg_t *m = parse(resp), *req;
-	sip_t *sip = sip_object(m);
+	char resp[1024], want[1024];
+	msg_t *m, *req;
 	struct sk_buf b;
-	static const char want[] =
-	    "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa1\r\n"
-	    "Record-Route: <sip:p2.example.com;LR;Transport=tcp>,<sip:p1.example.com;lr>\r\n"
-	    "From: <sip:alice@example.com>;tag=1\r\n"
-	    "To: <sip:bob@example.com>;tag=2\r\n"
-	    "Call-ID: c1\r\n"
-	    "CSeq: 1 INVITE\r\n"
-	    "Contact: \"Bob\"  <sip:bob@192.0.2.4:5070;Transport=UDP>;Expires=60 ;q=0.5\r\n"
-	    "Content-Length: 0\r\n\r\n";
+	sip_t *sip;
+	int n;
 
 	(void)state;
+	n = snprintf(resp, sizeof(resp),
+		     "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtop\r\n");
+	snprintf(resp + n, sizeof(resp) - (size_t)n, rest, "   ", "  ");
+	snprintf(want, sizeof(want), rest, " ", " ");
+	m = parse(resp);
+	sip = sip_object(m);
 	assert_null(sip->sip_contact);
 	assert_null(sip->sip_record_route);
 	assert_int_equal(sip->sip_status->st_status, 200);

@@ -968,6 +968,14 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 	regdata_reg_result_release(&res);
 }
 
+/* The edge's refresh of alice's first contact (Call-ID c1, 900 s) with CSeq cseq. */
+static void edge_refresh(struct rq *q, struct regdata_reg_result *res, uint32_t cseq)
+{
+	rq_init(q, "c1", cseq, 900);
+	rq_contact(q, "sip:alice@192.0.2.1", -1);
+	reg_run_ex(q, &pol, res, REGDATA_REG_REFRESH_ONLY);
+}
+
 /* The edge's refresh of an AOR's only binding takes a straight-line path through
  * the script (issue 6): it must leave exactly what the registrar's general path
  * leaves — binding, meta (new CSeq, first registration kept), expiry score, the
@@ -1015,17 +1023,13 @@ static void test_refresh_fast_path(void **state)
 	rq_contact(&q, "sip:alice@192.0.2.2", 300);
 	reg_run(&q, &pol, &res);
 	assert_int_equal(res.added, 2);
-	rq_init(&q, "c1", 2, 900);
-	rq_contact(&q, "sip:alice@192.0.2.1", -1);
-	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	edge_refresh(&q, &res, 2);
 	assert_int_equal(res.code, 200);
 	assert_int_equal(res.refreshed, 1);
 	assert_int_equal(res.bindings.n, 2);
 	/* the other one expired: purged on the way, the refresh still written */
 	age("sip:alice@192.0.2.2", "alice@example.com");
-	rq_init(&q, "c1", 3, 900);
-	rq_contact(&q, "sip:alice@192.0.2.1", -1);
-	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	edge_refresh(&q, &res, 3);
 	assert_int_equal(res.code, 200);
 	assert_int_equal(res.refreshed, 1);
 	assert_int_equal(res.bindings.n, 1);
@@ -1033,9 +1037,7 @@ static void test_refresh_fast_path(void **state)
 	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 1);
 	/* a refresh of an expired only binding is not one: deferred */
 	age("sip:alice@192.0.2.1", "alice@example.com");
-	rq_init(&q, "c1", 4, 900);
-	rq_contact(&q, "sip:alice@192.0.2.1", -1);
-	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
+	edge_refresh(&q, &res, 4);
 	assert_true(res.deferred);
 	regdata_reg_result_release(&res);
 }
