@@ -72,15 +72,25 @@ int sk_buf_reserve(struct sk_buf *b, size_t n)
 
 /* Decimal digits written backwards from the end of a 20-byte scratch buffer (the
  * longest uint64_t). */
-int sk_buf_putu(struct sk_buf *b, unsigned long long v)
+size_t sk_u64_dec(char *out, unsigned long long v)
 {
-	char d[20], *p = d + sizeof(d);
+	char d[SK_U64_DEC_MAX], *p = d + sizeof(d);
+	size_t n;
 
 	do {
 		*--p = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	return sk_buf_append(b, p, (size_t)(d + sizeof(d) - p));
+	n = (size_t)(d + sizeof(d) - p);
+	memcpy(out, p, n);
+	return n;
+}
+
+int sk_buf_putu(struct sk_buf *b, unsigned long long v)
+{
+	char d[SK_U64_DEC_MAX];
+
+	return sk_buf_append(b, d, sk_u64_dec(d, v));
 }
 
 /* Prints straight into the free space first: measuring with vsnprintf(NULL, 0) and then

@@ -47,9 +47,8 @@ struct fork {
 	char aor[REGDATA_AOR_MAX];
 	struct regdata_bindings bs; /* targets from Redis, by q (highest first) */
 	/* The lookup sent with the credentials check (early_lookup): its answer waits
-	 * here until the caller is known, or lookup() waits for it. */
-	enum { LK_NONE, LK_PENDING, LK_DONE, LK_USED } early;
-	bool early_wanted; /* lookup() ran while it was pending */
+	 * here until the caller is known (DONE), or lookup() waits for it (WANTED). */
+	enum { LK_NONE, LK_PENDING, LK_WANTED, LK_DONE, LK_USED } early;
 	int early_err;
 	size_t next;                /* first binding not tried yet */
 	struct branch br[MAX_BRANCHES];
@@ -556,7 +555,7 @@ static void on_early(int err, void *arg)
 {
 	struct fork *f = arg;
 
-	if (f->early_wanted) {
+	if (f->early == LK_WANTED) {
 		f->early = LK_USED;
 		lookup_done(f, err);
 	} else {
@@ -590,7 +589,7 @@ static void lookup(struct fork *f, const char *user, const char *domain)
 		return;
 	}
 	if (f->early == LK_PENDING) {
-		f->early_wanted = true;
+		f->early = LK_WANTED;
 		return;
 	}
 	if (aor_of_ruri(f, user, domain)) {
@@ -833,7 +832,7 @@ static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 	const msg_header_t *parts[3] = {(const msg_header_t *)sip->sip_route,
 					(const msg_header_t *)sip->sip_call_id,
 					(const msg_header_t *)sip->sip_proxy_require};
-	char num[16];
+	char num[SK_U64_DEC_MAX];
 
 	(void)msg;
 #define MIX(p, n)                                          \
@@ -853,17 +852,8 @@ static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 	h = (h ^ 0xfe) * 1099511628211ull;
 	if (sip->sip_to && sip->sip_to->a_tag)
 		MIX(sip->sip_to->a_tag, strlen(sip->sip_to->a_tag));
-	/* the CSeq number's decimal digits, as the header spells it (no printf: this
-	 * runs for every request) */
-	{
-		size_t n = sizeof(num);
-		uint32_t v = sip->sip_cseq->cs_seq;
-
-		do
-			num[--n] = (char)('0' + v % 10);
-		while ((v /= 10) && n);
-		MIX(num + n, sizeof(num) - n);
-	}
+	/* the CSeq number's decimal digits, as the header spells it */
+	MIX(num, sk_u64_dec(num, sip->sip_cseq->cs_seq));
 #undef MIX
 	for (int i = 15; i >= 0; i--, h >>= 4)
 		out[i] = "0123456789abcdef"[h & 15];

@@ -57,15 +57,7 @@ static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
 
 static void u64_str(char *out, uint64_t v)
 {
-	char tmp[20];
-	size_t n = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		*out++ = tmp[--n];
-	*out = '\0';
+	out[sk_u64_dec(out, v)] = '\0';
 }
 
 static const char *param(const msg_param_t *params, const char *name)

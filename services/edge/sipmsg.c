@@ -62,14 +62,10 @@ static void line_put(struct line *l, const char *s)
 
 static void line_putu(struct line *l, unsigned long v)
 {
-	char d[24], *p = d + sizeof(d);
+	char d[SK_U64_DEC_MAX + 1];
 
-	*--p = '\0';
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	line_put(l, p);
+	d[sk_u64_dec(d, v)] = '\0';
+	line_put(l, d);
 }
 
 /* u exactly as sofia-sip's URL_PRINT_FORMAT / URL_PRINT_ARGS print it (url.h). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "skein/sk_buf.h"
 #include "skein/sk_err.h"
 #include "transport.h"
 
@@ -55,20 +56,6 @@ int edge_proto_parse(const char *s, enum edge_proto *p)
 	return SK_EINVAL;
 }
 
-/* v in decimal at p; returns the digits written (at most 5 for 16 bits). */
-static size_t put_dec(char *p, unsigned v)
-{
-	char tmp[10];
-	size_t n = 0, k = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		p[k++] = tmp[--n];
-	return k;
-}
-
 /* Dotted quad of an IPv4 address, NUL-terminated; buf has room for 16 bytes. This
  * runs several times per request (Via received, the binding's source, logs):
  * inet_ntop() formats IPv4 with sprintf(). */
@@ -80,7 +67,7 @@ static size_t put_ipv4(char *buf, const struct in_addr *in)
 	for (int i = 0; i < 4; i++) {
 		if (i)
 			buf[n++] = '.';
-		n += put_dec(buf + n, b[i]);
+		n += sk_u64_dec(buf + n, b[i]);
 	}
 	buf[n] = '\0';
 	return n;
@@ -120,7 +107,7 @@ const char *edge_addr_str(const struct edge_addr *a, char *buf, size_t size)
 		size_t n = put_ipv4(buf, &a->u.in.sin_addr);
 
 		buf[n++] = ':';
-		buf[n + put_dec(buf + n, edge_addr_port(a))] = '\0';
+		buf[n + sk_u64_dec(buf + n, edge_addr_port(a))] = '\0';
 		return buf;
 	}
 	edge_addr_ip(a, ip, sizeof(ip));

@@ -82,6 +82,18 @@ static void test_buf_putu_reserve(void **state)
 	assert_int_equal(sk_buf_puts(&b, " "), 0);
 	assert_int_equal(sk_buf_putu(&b, 18446744073709551615ull), 0);
 	assert_string_equal(b.data, "0 407 18446744073709551615");
+	/* sk_u64_dec: the same digits, no NUL, its count returned */
+	{
+		char d[SK_U64_DEC_MAX + 1];
+
+		memset(d, 'x', sizeof(d));
+		assert_int_equal(sk_u64_dec(d, 0), 1);
+		assert_memory_equal(d, "0x", 2);
+		assert_int_equal(sk_u64_dec(d, 65535), 5);
+		assert_memory_equal(d, "65535x", 6);
+		assert_int_equal(sk_u64_dec(d, 18446744073709551615ull), SK_U64_DEC_MAX);
+		assert_memory_equal(d, "18446744073709551615x", 21);
+	}
 	assert_int_equal(SK_BUF_LIT(&b, "|a\0b"), 0); /* the literal's length, NUL included */
 	assert_int_equal(b.len, 26 + 4);
 	assert_memory_equal(b.data + 26, "|a\0b", 5);

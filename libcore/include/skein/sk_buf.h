@@ -25,6 +25,10 @@ int sk_buf_puts(struct sk_buf *b, const char *s);
 int sk_buf_reserve(struct sk_buf *b, size_t n);
 /* v in decimal, without printf (for hot paths that build protocol text). */
 int sk_buf_putu(struct sk_buf *b, unsigned long long v);
+/* The same into out, which has room for SK_U64_DEC_MAX digits; no NUL. Returns the
+ * number of digits written. */
+#define SK_U64_DEC_MAX 20
+size_t sk_u64_dec(char *out, unsigned long long v);
 int sk_buf_printf(struct sk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sk_buf_vprintf(struct sk_buf *b, const char *fmt, va_list ap);
 /* A JSON string literal, quotes included, escaping per RFC 8259 section 7. */
