@@ -5,7 +5,7 @@
  * cluster-wide figure (take one, do not sum).
  *
  * The pages are paced: a walk is spread over about half of count_interval (the gap
- * between pages from the number of pages of the walk before, at most PACE_MAX_MS).
+ * between pages from the number of pages of the walk before, 1 ms to PACE_MAX_MS).
  * SCAN visits every key of the keyspace, nonce-count records included, so a walk of
  * a large keyspace done in one burst keeps Redis busy for a noticeable time (0.2 s for
  * 300 k keys here, issue 6) — a latency spike for every call set up meanwhile. */
@@ -58,7 +58,11 @@ static void page_done(void)
 	sk_gauge_set(rc.g_aors, (double)rc.aors);
 	rc.walking = false;
 	rc.done_ms = sk_sys_unix_ms();
+	/* at least 1 ms: a keyspace of more pages than the spread has milliseconds is
+	 * where a burst would hurt most */
 	rc.gap_ms = rc.pages > 1 ? spread / rc.pages : 0;
+	if (rc.pages > 1 && rc.gap_ms == 0)
+		rc.gap_ms = 1;
 	if (rc.gap_ms > PACE_MAX_MS)
 		rc.gap_ms = PACE_MAX_MS;
 }
