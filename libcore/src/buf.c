@@ -89,8 +89,9 @@ size_t sk_u64_dec(char *out, unsigned long long v)
 int sk_buf_putu(struct sk_buf *b, unsigned long long v)
 {
 	char d[SK_U64_DEC_MAX];
+	size_t n = sk_u64_dec(d, v);
 
-	return sk_buf_append(b, d, sk_u64_dec(d, v));
+	return sk_buf_append(b, d, n);
 }
 
 /* Prints straight into the free space first: measuring with vsnprintf(NULL, 0) and then

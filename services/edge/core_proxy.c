@@ -833,6 +833,7 @@ static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 					(const msg_header_t *)sip->sip_call_id,
 					(const msg_header_t *)sip->sip_proxy_require};
 	char num[SK_U64_DEC_MAX];
+	size_t n;
 
 	(void)msg;
 #define MIX(p, n)                                          \
@@ -853,7 +854,8 @@ static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 	if (sip->sip_to && sip->sip_to->a_tag)
 		MIX(sip->sip_to->a_tag, strlen(sip->sip_to->a_tag));
 	/* the CSeq number's decimal digits, as the header spells it */
-	MIX(num, sk_u64_dec(num, sip->sip_cseq->cs_seq));
+	n = sk_u64_dec(num, sip->sip_cseq->cs_seq);
+	MIX(num, n);
 #undef MIX
 	for (int i = 15; i >= 0; i--, h >>= 4)
 		out[i] = "0123456789abcdef"[h & 15];
