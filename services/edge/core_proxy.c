@@ -568,14 +568,12 @@ static void on_early(int err, void *arg)
 static int aor_of_ruri(struct fork *f, const char *user, const char *domain)
 {
 	char tmp[REGDATA_AOR_MAX + 8];
-	size_t lu = user ? strlen(user) : 0, ld = strlen(domain);
 	const char *why;
 
-	if (!user || lu + 1 + ld >= sizeof(tmp))
+	if (!user)
 		return SK_EINVAL;
-	memcpy(tmp, user, lu);
-	tmp[lu] = '@';
-	memcpy(tmp + lu + 1, domain, ld + 1);
+	/* cut at tmp's size: then longer than an AOR may be, refused by the norm */
+	edge_join(tmp, sizeof(tmp), user, "@", domain);
 	return regdata_aor_norm(f->aor, sizeof(f->aor), tmp, &why);
 }
 

@@ -55,11 +55,6 @@ static void reg_destroy(void *p)
 static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
 			  struct edge_auth *a, bool direct, uint64_t t0);
 
-static void u64_str(char *out, uint64_t v)
-{
-	out[sk_u64_dec(out, v)] = '\0';
-}
-
 static const char *param(const msg_param_t *params, const char *name)
 {
 	size_t n = strlen(name);
@@ -351,7 +346,7 @@ static void send_register(struct edge *e, struct edge_stx *stx, const char *aor,
 			snprintf(received, sizeof(received), "sip:%s%s%s:%u", v6 ? "[" : "", ip,
 				 v6 ? "]" : "", edge_addr_port(&rx->src));
 	}
-	u64_str(flow, rx->flow);
+	flow[sk_u64_dec(flow, rx->flow)] = '\0';
 	rr.aor = (char *)aor;
 	rr.call_id = (char *)sip->sip_call_id->i_id;
 	rr.cseq = sip->sip_cseq->cs_seq;
