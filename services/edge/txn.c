@@ -331,6 +331,12 @@ int edge_txl_alloc(struct edge_txl **lp, uv_loop_t *loop, const struct edge_txl_
 	if (getrandom(&l->seed, sizeof(l->seed), 0) != sizeof(l->seed))
 		l->seed = uv_hrtime();
 	l->seed |= 1;
+	{
+		char t[EDGE_TAG_SIZE];
+
+		edge_tag_new(t);
+		memcpy(l->tag_prefix, t, sizeof(l->tag_prefix));
+	}
 	err = txn_htab_init(&l->stx_tab, 4096);
 	if (!err)
 		err = txn_htab_init(&l->ctx_tab, 4096);

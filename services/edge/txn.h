@@ -28,10 +28,12 @@
  * leaves without a final response is answered 500 by a guard timer (INVITE: Timer C
  * + 64*T1, re-armed by each provisional; others: 128*T1) so that none lives for ever.
  *
- * A non-INVITE answered 401 or 407 by edge_stx_reply (the TU's own digest challenge)
- * ends at once, without Timer J (§8.2.7: a UAS may answer statelessly): its
- * retransmission is a new request and gets a new challenge. An INVITE keeps its
- * transaction (the ACK, §17.2.1), and so does a forwarded challenge (edge_stx_send).
+ * A request answered 401 or 407 by edge_stx_reply (the TU's own digest challenge)
+ * ends at once, without Timer J or G/H/I (§8.2.7: a UAS may answer statelessly): its
+ * retransmission is a new request and gets a new challenge. Every To-tag the layer
+ * makes starts with the same random half, by which the ACK of such a 407 to an
+ * INVITE, matching no transaction, is known and absorbed (acks_absorbed) instead of
+ * reaching on_stateless. A forwarded challenge (edge_stx_send) stays stateful.
  *
  * Cost: transactions sit in hash tables (chained, power-of-two buckets that double
  * with the load, seeded hash); every timer is an entry of one binary heap driving a
@@ -203,6 +205,7 @@ msg_t *edge_ctx_msg(const struct edge_ctx *ctx);
 struct edge_txl_stats {
 	uint64_t stx_total, ctx_total, retransmissions_absorbed, retransmissions_sent;
 	uint64_t timeouts, stray_responses;
+	uint64_t acks_absorbed; /* ACKs for challenges answered statelessly (no stx) */
 	size_t stx_live, ctx_live;
 	size_t stx_requests; /* server transactions still holding their request */
 };

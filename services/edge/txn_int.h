@@ -64,6 +64,10 @@ struct edge_txl {
 	char *via_param; /* o.via_param copied, or NULL */
 	uint64_t seed;
 	uint64_t next_id;
+	/* The first half of every To-tag this layer's server transactions put in their
+	 * responses (random per layer): an ACK that matches no transaction but carries it
+	 * answers a challenge we sent statelessly (txn_server.c ack_input). */
+	char tag_prefix[EDGE_TAG_SIZE / 2];
 	bool closed;
 
 	struct txn_htab stx_tab; /* by branch + sent-by + method */

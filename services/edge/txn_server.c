@@ -295,6 +295,7 @@ static struct edge_stx *stx_new(struct edge_txl *l, const struct edge_rx *rx, ms
 	stx->state = stx->invite ? STX_PROCEEDING : STX_TRYING;
 	stx->created_ns = rx->arrived_ns ? rx->arrived_ns : uv_hrtime();
 	edge_tag_new(stx->to_tag);
+	memcpy(stx->to_tag, l->tag_prefix, sizeof(l->tag_prefix)); /* 32 random bits stay */
 	/* §18.2.2: a stream answers on its connection; UDP with rport to the source
 	 * port (RFC 3581 §4), else to the source IP and the sent-by port. */
 	stx->dst = rx->src;
@@ -366,14 +367,16 @@ static int stx_respond(struct edge_stx *stx, int status, const char *data, size_
 	struct edge_txl *l = stx->l;
 	bool udp = stx->proto == EDGE_PROTO_UDP;
 	/* RFC 3261 §8.2.7: a UAS may answer statelessly, and a challenge is the case
-	 * for it (Kamailio's auth module sends its 401/407 through sl): a non-INVITE
-	 * we challenge ends here instead of holding a transaction for Timer J's 64*T1
-	 * (at 10,000 REGISTER/s, half of all the transactions alive). A retransmitted
-	 * request then makes a new transaction and gets a fresh challenge, which any
-	 * UAC takes (§22.2: it answers whichever challenge it got). An INVITE keeps its
-	 * transaction: its 407 is retransmitted until the ACK comes (§17.2.1), and a
+	 * for it (Kamailio's auth module sends its 401/407 through sl): a request we
+	 * challenge ends here instead of holding a transaction for Timer J's 64*T1
+	 * (at 10,000 REGISTER/s, half of all the transactions alive) or, for an
+	 * INVITE, for Timers G/H and then I. A retransmitted request makes a new
+	 * transaction and gets a fresh challenge, which any UAC takes (§22.2: it
+	 * answers whichever challenge it got); a lost 407 to an INVITE is so repaired
+	 * by the caller's Timer A instead of our Timer G. The ACK of a stateless
+	 * challenge matches nothing and is known by our To-tag (ack_input). A
 	 * challenge the proxy forwards (from downstream) stays stateful (§16). */
-	bool stateless = ours && !stx->invite && (status == 401 || status == 407);
+	bool stateless = ours && (status == 401 || status == 407);
 	bool store = !stateless && !(stx->invite && status >= 200 && status < 300);
 	int err;
 
@@ -477,6 +480,14 @@ static void cancel_input(struct edge_txl *l, struct edge_stx *cancel)
 	}
 }
 
+static bool ours_to_tag(const struct edge_txl *l, msg_t *msg)
+{
+	const sip_to_t *to = sip_object(msg)->sip_to;
+
+	return to && to->a_tag && strlen(to->a_tag) == EDGE_TAG_SIZE - 1 &&
+	       !memcmp(to->a_tag, l->tag_prefix, sizeof(l->tag_prefix));
+}
+
 /* An ACK (§17.2.1): ends a non-2xx INVITE transaction's wait for it; for a 2xx it is
  * end to end (RFC 6026 §7.1) and goes to the TU, as does one that matches nothing. */
 static void ack_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
@@ -494,6 +505,14 @@ static void ack_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
 		} else {
 			l->st.retransmissions_absorbed++;
 		}
+		msg_destroy(msg);
+		return;
+	}
+	/* No transaction, but our To-tag: the ACK of a challenge answered statelessly
+	 * (or of a final whose transaction has ended). It ends here, as §17.2.1 would
+	 * have it end in the transaction: ours are never 2xx, so it is no dialog's. */
+	if (!stx && ours_to_tag(l, msg)) {
+		l->st.acks_absorbed++;
 		msg_destroy(msg);
 		return;
 	}

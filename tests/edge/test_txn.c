@@ -1122,14 +1122,14 @@ static void test_server_invite_released(void **state)
 	free(req);
 }
 
-/* §8.2.7: a non-INVITE challenged with 401/407 ends at once; its retransmission is a
- * new request with a new answer, and no transaction stays behind. An INVITE's 407
- * and a forwarded 401 stay stateful. */
+/* §8.2.7: a request challenged with 401/407 ends at once; its retransmission is a
+ * new request with a new answer, and no transaction stays behind. The ACK of an
+ * INVITE's 407 is known by our To-tag and absorbed. A forwarded 401 stays stateful. */
 static void test_server_stateless_challenge(void **state)
 {
 	struct t *t = &T;
 	struct edge_txl_stats st;
-	char sb[64], *req, *ack, *m1, *m2, tag[EDGE_TAG_SIZE];
+	char sb[64], *req, *ack, *m1, *m2, tag[EDGE_TAG_SIZE], first[EDGE_TAG_SIZE];
 
 	(void)state;
 	udp_sent_by(t, sb, sizeof(sb));
@@ -1155,7 +1155,7 @@ static void test_server_stateless_challenge(void **state)
 					NULL, 0),
 			 0);
 	m2 = expect(t, "SIP/2.0 401 Unauthorized", "nonce=\"2\"", 1000);
-	assert_string_not_equal(to_tag(m1, tag), to_tag(m2, (char[EDGE_TAG_SIZE]){0}));
+	assert_string_not_equal(to_tag(m1, first), to_tag(m2, (char[EDGE_TAG_SIZE]){0}));
 	assert_int_equal(edge_txl_live(t->l), 0);
 	t_run_for(t, 4 * T1);
 	assert_int_equal(count(t, "SIP/2.0", NULL), 0); /* no Timer G for a non-INVITE */
@@ -1173,17 +1173,36 @@ static void test_server_stateless_challenge(void **state)
 	free(expect(t, "SIP/2.0 407", "CSeq: 1 MESSAGE", 1000));
 	free(req);
 
-	/* An INVITE's 407 keeps its transaction until the ACK (§17.2.1). */
+	/* An INVITE's 407 too: no Timer G (the caller's Timer A repairs a lost 407),
+	 * and its ACK, matching nothing, is absorbed by our To-tag (the first half
+	 * of every tag of this layer) instead of reaching the TU. */
 	req = request("INVITE", "z9hG4bKs3", "UDP", sb, NULL, NULL);
 	peer_udp(t, req);
 	free(expect(t, "SIP/2.0 100 Trying", NULL, 1000));
 	assert_int_equal(edge_stx_reply(t->stx, 407, NULL, NULL, NULL, NULL, 0), 0);
-	assert_int_equal(edge_txl_live(t->l), 1);
+	assert_int_equal(edge_txl_live(t->l), 0);
+	assert_int_equal(edge_txl_pending(t->l), 0);
 	m1 = expect(t, "SIP/2.0 407", "CSeq: 1 INVITE", 1000);
+	to_tag(m1, tag);
+	assert_int_equal(strlen(tag), EDGE_TAG_SIZE - 1);
+	assert_memory_equal(tag, first, EDGE_TAG_SIZE / 2); /* the layer's half */
+	assert_string_not_equal(tag, first);
 	ack = request("ACK", "z9hG4bKs3", "UDP", sb, to_tag(m1, tag), NULL);
 	peer_udp(t, ack);
-	wait_idle(t, 1000); /* Confirmed, Timer I (T4) */
+	WAIT_UNTIL(t, (edge_txl_stats(t->l, &st), st.acks_absorbed == 1), 1000);
+	t_run_for(t, 4 * T1);
+	assert_int_equal(count(t, "SIP/2.0", NULL), 0); /* no Timer G */
 	assert_int_equal(t->stateless, 0);
+	assert_int_equal(edge_txl_live(t->l), 0);
+	free(ack);
+	/* An ACK with a To-tag not ours that matches nothing goes to the TU. */
+	tag[0] = (char)(tag[0] == '0' ? '1' : '0');
+	ack = request("ACK", "z9hG4bKs3", "UDP", sb, tag, NULL);
+	peer_udp(t, ack);
+	WAIT_UNTIL(t, t->stateless == 1, 1000);
+	edge_txl_stats(t->l, &st);
+	assert_int_equal(st.acks_absorbed, 1);
+	t->stateless = 0;
 	free(m1);
 	free(ack);
 	free(req);
