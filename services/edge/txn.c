@@ -1,4 +1,4 @@
-/* txn: the transaction layer itself: hash tables, the timer heap, input dispatch (txn.h). */
+/* txn: the transaction layer itself: hash tables, the timers, input dispatch (txn.h). */
 #include "txn_int.h"
 
 #include <stdio.h>
@@ -138,15 +138,30 @@ static void heap_down(struct edge_txl *l, size_t i)
 
 static void timer_cb(uv_timer_t *h);
 
+/* The earliest armed timer: the heap's top or a queue's head. */
+static struct txn_timer *earliest(const struct edge_txl *l)
+{
+	struct txn_timer *e = l->heap_n ? l->heap[0] : NULL;
+
+	for (size_t i = 0; i < l->ntq; i++) {
+		struct txn_timer *h = l->tq[i].head;
+
+		if (h && (!e || h->due < e->due))
+			e = h;
+	}
+	return e;
+}
+
 static void rearm(struct edge_txl *l)
 {
 	uint64_t now = uv_now(l->loop), due;
+	struct txn_timer *e = l->closed ? NULL : earliest(l);
 
-	if (l->closed || !l->heap_n) {
+	if (!e) {
 		l->armed_due = UINT64_MAX;
 		return;
 	}
-	due = l->heap[0]->due;
+	due = e->due;
 	if (due == l->armed_due)
 		return;
 	l->armed_due = due;
@@ -157,42 +172,79 @@ void txn_timer_stop(struct edge_txl *l, struct txn_timer *t)
 {
 	size_t i;
 
+	/* A stale uv deadline is harmless: the callback finds nothing due and rearms. */
+	if (t->q) {
+		struct txn_tq *q = &l->tq[t->q - 1];
+
+		*(t->prev ? &t->prev->next : &q->head) = t->next;
+		*(t->next ? &t->next->prev : &q->tail) = t->prev;
+		t->prev = t->next = NULL;
+		t->q = 0;
+		return;
+	}
 	if (!t->pos)
 		return;
 	i = t->pos - 1;
 	t->pos = 0;
 	if (--l->heap_n == i)
 		return;
-	/* The last entry fills the hole and moves whichever way it must. A stale
-	 * uv deadline is harmless: the callback finds nothing due and rearms. */
+	/* The last entry fills the hole and moves whichever way it must. */
 	t = l->heap[l->heap_n];
 	heap_set(l, i, t);
 	heap_up(l, i);
 	heap_down(l, t->pos - 1);
 }
 
-void txn_timer_start(struct edge_txl *l, struct txn_timer *t, uint64_t ms, txn_timer_cb *fn)
+/* The queue of timers of ms, made when there is room; NULL: the heap takes it. */
+static struct txn_tq *queue_for(struct edge_txl *l, uint64_t ms)
 {
-	txn_timer_stop(l, t);
-	if (l->closed)
-		return;
+	for (size_t i = 0; i < l->ntq; i++)
+		if (l->tq[i].ms == ms)
+			return &l->tq[i];
+	if (l->ntq == TXN_TQ_MAX)
+		return NULL;
+	l->tq[l->ntq].ms = ms;
+	return &l->tq[l->ntq++];
+}
+
+static int heap_push(struct edge_txl *l, struct txn_timer *t)
+{
 	if (l->heap_n == l->heap_cap) {
 		size_t cap = l->heap_cap ? l->heap_cap * 2 : 1024;
 		struct txn_timer **h = realloc(l->heap, cap * sizeof(*h));
 
-		if (!h) {
-			/* Without a timer the transaction would never end: end it soon
-			 * through the earliest slot instead (never happens in practice). */
-			SK_ERROR("timer heap: out of memory");
-			return;
-		}
+		if (!h)
+			return SK_ENOMEM;
 		l->heap = h;
 		l->heap_cap = cap;
 	}
-	t->fn = fn;
-	t->due = uv_now(l->loop) + ms;
 	heap_set(l, l->heap_n++, t);
 	heap_up(l, l->heap_n - 1);
+	return 0;
+}
+
+void txn_timer_start(struct edge_txl *l, struct txn_timer *t, uint64_t ms, txn_timer_cb *fn)
+{
+	struct txn_tq *q;
+
+	txn_timer_stop(l, t);
+	if (l->closed)
+		return;
+	t->fn = fn;
+	t->due = uv_now(l->loop) + ms;
+	q = queue_for(l, ms);
+	if (q) {
+		t->q = (uint8_t)(q - l->tq + 1);
+		t->next = NULL;
+		t->prev = q->tail;
+		*(q->tail ? &q->tail->next : &q->head) = t;
+		q->tail = t;
+	} else if (heap_push(l, t)) {
+		/* Without its timer the transaction would never end (never seen: the
+		 * queues take every duration the layer uses). */
+		SK_ERROR("timer heap: out of memory");
+		return;
+	}
 	if (t->due < l->armed_due) {
 		l->armed_due = UINT64_MAX;
 		rearm(l);
@@ -205,12 +257,11 @@ static void timer_cb(uv_timer_t *h)
 {
 	struct edge_txl *l = h->data;
 	uint64_t now = uv_now(l->loop);
+	struct txn_timer *t;
 
 	l->armed_due = UINT64_MAX;
 	sk_ref(l);
-	while (!l->closed && l->heap_n && l->heap[0]->due <= now) {
-		struct txn_timer *t = l->heap[0];
-
+	while (!l->closed && (t = earliest(l)) && t->due <= now) {
 		txn_timer_stop(l, t);
 		t->fn(t);
 	}

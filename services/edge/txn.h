@@ -36,9 +36,9 @@
  * reaching on_stateless. A forwarded challenge (edge_stx_send) stays stateful.
  *
  * Cost: transactions sit in hash tables (chained, power-of-two buckets that double
- * with the load, seeded hash); every timer is an entry of one binary heap driving a
- * single uv_timer_t, so a transaction costs no libuv handle and a retransmission no
- * allocation. After its final response a transaction keeps its key and the last
+ * with the load, seeded hash); every timer is an entry of one queue per duration
+ * (O(1), txn_int.h) driving a single uv_timer_t, so a transaction costs no libuv
+ * handle and a retransmission no allocation. After its final response a transaction keeps its key and the last
  * response, not the request (see edge_stx_msg, edge_ctx_msg).
  *
  * Lifetimes: stx and ctx are sk_mem objects. The layer holds one reference while the

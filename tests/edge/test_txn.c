@@ -19,6 +19,7 @@
 #include "sipmsg.h"
 #include "transport.h"
 #include "txn.h"
+#include "txn_int.h" /* the timers, tested directly below */
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 
@@ -1224,6 +1225,73 @@ static void test_server_stateless_challenge(void **state)
 	free(req);
 }
 
+/* The timers (txn_int.h): one queue per duration, the heap beyond TXN_TQ_MAX of
+ * them. Every armed timer fires once, in deadline order, never early; a stopped one
+ * never; a restarted one at its new deadline, whichever structure it moves between. */
+#define NT 48
+static struct rec {
+	struct txn_timer t; /* first: the callback's pointer is the record's */
+	uint64_t fired_at, due;
+	int fired;
+} R[NT];
+static uint64_t last_due;
+static int nfired, out_of_order;
+
+static void rec_cb(struct txn_timer *t)
+{
+	struct rec *r = (struct rec *)t;
+
+	r->fired++;
+	r->due = t->due;
+	r->fired_at = uv_now(&T.loop);
+	if (t->due < last_due)
+		out_of_order++;
+	last_due = t->due;
+	nfired++;
+}
+
+static void test_timer_queues_and_heap(void **state)
+{
+	struct t *t = &T;
+	struct edge_txl *l = t->l;
+	int armed = 0;
+
+	(void)state;
+	memset(R, 0, sizeof(R));
+	nfired = out_of_order = 0;
+	last_due = 0;
+	/* 24 durations (5..74 ms): 16 queues, the rest in the heap */
+	for (int i = 0; i < NT; i++)
+		txn_timer_start(l, &R[i].t, 5 + (uint64_t)(i % 24) * 3, rec_cb);
+	assert_int_equal(l->ntq, TXN_TQ_MAX);
+	assert_int_equal(l->heap_n, 2 * (24 - TXN_TQ_MAX));
+	for (int i = 0; i < NT; i++) {
+		if (i % 7 == 3)
+			txn_timer_stop(l, &R[i].t); /* in queues and in the heap */
+		else if (i % 11 == 5)
+			txn_timer_start(l, &R[i].t, 90, rec_cb); /* moved, to the heap */
+		else if (i % 13 == 1)
+			txn_timer_start(l, &R[i].t, 8, rec_cb); /* moved, to a queue */
+	}
+	txn_timer_stop(l, &R[3].t); /* twice: nothing */
+	for (int i = 0; i < NT; i++)
+		armed += i % 7 != 3;
+	WAIT_UNTIL(t, nfired == armed, 2000);
+	t_run_for(t, 50);
+	assert_int_equal(nfired, armed);
+	assert_int_equal(out_of_order, 0);
+	for (int i = 0; i < NT; i++) {
+		assert_int_equal(R[i].fired, i % 7 != 3);
+		if (R[i].fired)
+			assert_true(R[i].fired_at >= R[i].due);
+		assert_int_equal(R[i].t.q, 0);
+		assert_int_equal(R[i].t.pos, 0);
+	}
+	assert_int_equal(l->heap_n, 0);
+	for (size_t i = 0; i < l->ntq; i++)
+		assert_null(l->tq[i].head);
+}
+
 #define TT(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1251,6 +1319,7 @@ int main(void)
 	    TT(test_server_request_released),
 	    TT(test_server_invite_released),
 	    TT(test_server_stateless_challenge),
+	    TT(test_timer_queues_and_heap),
 	    TT(test_client_200_after_release),
 	};
 
