@@ -33,20 +33,22 @@
 const char REGDATA_LUA_REGISTER[] =
 	"local reg, exp, meta = KEYS[1], KEYS[2], KEYS[3]\n"
 	"local callid, cseq, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-	"local maxc, n = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
 	"local base = 6\n"
 	/* 'r': the edge writes a pure refresh itself (docs/edge.md). Anything else —
 	 * a binding added or removed, a CSeq or replay question, the 403 — is 'defer':
 	 * nothing written (the nonce-count included), the registrar gets the request. */
 	"local direct = mode == 'r'\n"
 	"local function nc_check()\n"
-	"  local nc = tonumber(ARGV[8])\n"
-	/* nc 1 (a fresh nonce): any count recorded before is >= 1, one SET NX says it */
-	"  if nc == 1 then\n"
+	/* nc 1 (a fresh nonce): any count recorded before is >= 1, one SET NX says it.
+	 * The edge writes counts in canonical decimal: '1' is 1, with no strtod. */
+	"  if ARGV[8] == '1' then\n"
 	"    if not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[9]) then\n"
 	"      return {401, 'nc', 0, 0, 0}\n"
 	"    end\n"
-	"  elseif nc > 1 then\n"
+	"    return\n"
+	"  end\n"
+	"  local nc = tonumber(ARGV[8])\n"
+	"  if nc > 1 then\n"
 	"    if nc <= tonumber(redis.call('GET', KEYS[5]) or '0') then\n"
 	"      return {401, 'nc', 0, 0, 0}\n"
 	"    end\n"
@@ -68,20 +70,6 @@ const char REGDATA_LUA_REGISTER[] =
 	"end\n"
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-	/* Commands over a list of fields, in chunks: unpack() has a stack limit. */
-	"local function each(cmd, key, list)\n"
-	"  for i = 1, #list, 1000 do\n"
-	"    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
-	"  end\n"
-	"end\n"
-	"local function hmget(key, list)\n"
-	"  local got = {}\n"
-	"  for i = 1, #list, 1000 do\n"
-	"    local p = redis.call('HMGET', key, unpack(list, i, math.min(i + 999, #list)))\n"
-	"    for j = 1, #p do got[list[i + j - 1]] = p[j] end\n"
-	"  end\n"
-	"  return got\n"
-	"end\n"
 	/* One string.char: Lua interns every string it makes. */
 	"local function varint(x)\n"
 	/* Unix ms from 1971 to 2109 take 6 bytes: one string.char, no table (Lua
@@ -101,15 +89,13 @@ const char REGDATA_LUA_REGISTER[] =
 	"  b[i] = x\n"
 	"  return string.char(unpack(b))\n"
 	"end\n"
-	/* order: the live binding keys; score: key -> expiry (ms), nil when not live. */
-	"local order, score, old = {}, {}, {}\n"
 	"local z = redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
 	/* The common REGISTER of all: the edge refreshing the only binding of an AOR
 	 * (one device, one contact). Straight-line, no tables: the general path below
 	 * spends most of Redis' time per REGISTER in the Lua interpreter (issue 6). Same
 	 * commands, checks, writes and answer as the general path for this case; anything
 	 * else (an expired binding to purge, another binding, not live) goes there. */
-	"if direct and n == 1 and #z == 2 and z[1] == ARGV[base] and tonumber(z[2]) > now then\n"
+	"if direct and ARGV[5] == '1' and #z == 2 and z[1] == ARGV[base] and tonumber(z[2]) > now then\n"
 	"  local k, secs = z[1], tonumber(ARGV[base + 1])\n"
 	"  local m = redis.call('HGET', meta, k)\n"
 	"  local c, rs, id\n"
@@ -134,6 +120,25 @@ const char REGDATA_LUA_REGISTER[] =
 	"  redis.call('PEXPIRE', exp, ttl)\n"
 	"  redis.call('PEXPIRE', meta, ttl)\n"
 	"  return {200, 'ok', 0, 1, 0, b, secs}\n"
+	"end\n"
+	/* The general path's tables and helpers: made after the fast path, which then
+	 * leaves the Lua garbage collector less to do. */
+	"local maxc, n = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+	/* order: the live binding keys; score: key -> expiry (ms), nil when not live. */
+	"local order, score, old = {}, {}, {}\n"
+	/* Commands over a list of fields, in chunks: unpack() has a stack limit. */
+	"local function each(cmd, key, list)\n"
+	"  for i = 1, #list, 1000 do\n"
+	"    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
+	"  end\n"
+	"end\n"
+	"local function hmget(key, list)\n"
+	"  local got = {}\n"
+	"  for i = 1, #list, 1000 do\n"
+	"    local p = redis.call('HMGET', key, unpack(list, i, math.min(i + 999, #list)))\n"
+	"    for j = 1, #p do got[list[i + j - 1]] = p[j] end\n"
+	"  end\n"
+	"  return got\n"
 	"end\n"
 	"for i = 1, #z, 2 do\n"
 	"  local s = tonumber(z[i + 1])\n"
