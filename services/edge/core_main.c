@@ -184,6 +184,17 @@ static void on_msg(struct edge_tp *tp, const struct edge_rx *rx, msg_t *msg, voi
 	edge_txl_input(e->txl, rx, msg);
 }
 
+/* The ACK of a stateless 407 (one per call) is dropped before parsing. */
+static bool on_absorb(const char *data, size_t len, void *arg)
+{
+	struct edge *e = arg;
+
+	if (!e->txl || !edge_txl_absorb(e->txl, data, len))
+		return false;
+	sk_counter_inc(e->m.req[edge_method_idx(sip_method_ack)]);
+	return true;
+}
+
 static void on_send_error(struct edge_tp *tp, uint64_t cookie, int err, void *arg)
 {
 	(void)tp;
@@ -377,6 +388,7 @@ int edge_core_start(struct edge *e)
 		.max_conns_per_source = (size_t)c->max_conns_per_source,
 		.slow_timeout_ms = c->slow_timeout,
 		.admit = edge_guard_admit,
+		.absorb = on_absorb,
 		.on_msg = on_msg,
 		.on_send_error = on_send_error,
 		.on_flow_closed = on_flow_closed,

@@ -151,6 +151,10 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		TP_COUNT(tp, keepalives, keepalives);
 		return;
 	}
+	if (tp->o.absorb && tp->o.absorb(buf->base, n, tp->o.arg)) {
+		TP_COUNT(tp, rx[EDGE_PROTO_UDP], rx_msgs[EDGE_PROTO_UDP]);
+		return;
+	}
 	rx.proto = EDGE_PROTO_UDP;
 	rx.local = tp->laddr[EDGE_PROTO_UDP];
 	rx.flow = 0;

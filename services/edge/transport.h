@@ -132,6 +132,10 @@ typedef void(edge_tp_flow_closed_cb)(struct edge_tp *tp, uint64_t flow, void *ar
 
 /* Is this source let in at all (ban list)? Asked before parsing; see Admission. */
 typedef bool(edge_tp_admit_cb)(const struct edge_addr *src, enum edge_proto p, void *arg);
+/* Does a datagram need nothing more? Asked over UDP after admission, before parsing:
+ * true drops it there, counted as received (the ACK of a stateless challenge,
+ * txn.h edge_txl_absorb). */
+typedef bool(edge_tp_absorb_cb)(const char *data, size_t len, void *arg);
 
 struct edge_tp_opts {
 	const char *udp;	 /* "127.0.0.1:5060" or "" for none */
@@ -152,6 +156,7 @@ struct edge_tp_opts {
 	size_t max_conns_per_source; /* default 256 */
 	uint64_t slow_timeout_ms; /* default 10000 */
 	edge_tp_admit_cb *admit; /* may be NULL: everyone is admitted */
+	edge_tp_absorb_cb *absorb; /* may be NULL */
 	edge_tp_msg_cb *on_msg;
 	edge_tp_send_error_cb *on_send_error; /* may be NULL */
 	edge_tp_flow_closed_cb *on_flow_closed; /* may be NULL */

@@ -347,6 +347,15 @@ static void metrics_init(struct edge_txl *l, struct sk_metrics *m, const char *p
 	snprintf(n, sizeof(n), "%s_transaction_timeouts_total", p);
 	l->m.timeouts = sk_metrics_counter(
 	    m, n, "SIP transactions timed out (Timers B, F, H and C)", NULL, NULL);
+	snprintf(n, sizeof(n), "%s_acks_absorbed_total", p);
+	l->m.acks[0] = sk_metrics_counter(m, n,
+					  "ACKs of our own finals with no transaction left "
+					  "(stateless challenges), by how they were known",
+					  "how", "parsed");
+	l->m.acks[1] = sk_metrics_counter(m, n,
+					  "ACKs of our own finals with no transaction left "
+					  "(stateless challenges), by how they were known",
+					  "how", "unparsed");
 }
 
 int edge_txl_alloc(struct edge_txl **lp, uv_loop_t *loop, const struct edge_txl_opts *o)
@@ -387,6 +396,9 @@ int edge_txl_alloc(struct edge_txl **lp, uv_loop_t *loop, const struct edge_txl_
 
 		edge_tag_new(t);
 		memcpy(l->tag_prefix, t, sizeof(l->tag_prefix));
+		memcpy(l->sl_prefix, t + sizeof(l->tag_prefix), sizeof(l->sl_prefix));
+		if (!memcmp(l->tag_prefix, l->sl_prefix, sizeof(l->sl_prefix)))
+			l->sl_prefix[0] = l->sl_prefix[0] == '0' ? '1' : '0';
 	}
 	err = txn_htab_init(&l->stx_tab, 4096);
 	if (!err)

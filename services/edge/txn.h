@@ -210,6 +210,10 @@ struct edge_txl_stats {
 	size_t stx_requests; /* server transactions still holding their request */
 };
 void edge_txl_stats(const struct edge_txl *l, struct edge_txl_stats *st);
+/* A datagram that is the ACK of a challenge this layer answered statelessly, told by
+ * its To-tag without parsing (sip_peek.h): counted (acks_absorbed) and true; the
+ * caller drops it. false: parse it as any other message. */
+bool edge_txl_absorb(struct edge_txl *l, const char *data, size_t len);
 /* Transactions alive (drain waits for 0). */
 size_t edge_txl_live(const struct edge_txl *l);
 /* Server transactions that have not sent a final response yet: the work in hand

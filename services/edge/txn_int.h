@@ -82,9 +82,12 @@ struct edge_txl {
 	uint64_t seed;
 	uint64_t next_id;
 	/* The first half of every To-tag this layer's server transactions put in their
-	 * responses (random per layer): an ACK that matches no transaction but carries it
-	 * answers a challenge we sent statelessly (txn_server.c ack_input). */
+	 * responses (random per layer), and of those of the challenges answered
+	 * statelessly (another): an ACK that matches no transaction but carries one is
+	 * for a final we sent (txn_server.c ack_input); one carrying the second needs
+	 * no parsing to be known (edge_txl_absorb). */
 	char tag_prefix[EDGE_TAG_SIZE / 2];
+	char sl_prefix[EDGE_TAG_SIZE / 2];
 	bool closed;
 
 	struct txn_htab stx_tab; /* by branch + sent-by + method */
@@ -118,6 +121,7 @@ struct edge_txl {
 	struct {
 		struct sk_histogram *seconds;
 		struct sk_counter *retx, *timeouts;
+		struct sk_counter *acks[2]; /* absorbed by To-tag: parsed, unparsed */
 	} m;
 };
 

@@ -1,5 +1,6 @@
 /* txn_server: server transactions (RFC 3261 §17.2, RFC 6026 §7.1), CANCEL (§9.2), Via fix-up. */
 #include "txn_int.h"
+#include "sip_peek.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,7 +486,22 @@ static bool ours_to_tag(const struct edge_txl *l, msg_t *msg)
 	const sip_to_t *to = sip_object(msg)->sip_to;
 
 	return to && to->a_tag && strlen(to->a_tag) == EDGE_TAG_SIZE - 1 &&
-	       !memcmp(to->a_tag, l->tag_prefix, sizeof(l->tag_prefix));
+	       (!memcmp(to->a_tag, l->tag_prefix, sizeof(l->tag_prefix)) ||
+		!memcmp(to->a_tag, l->sl_prefix, sizeof(l->sl_prefix)));
+}
+
+bool edge_txl_absorb(struct edge_txl *l, const char *data, size_t len)
+{
+	const char *tag;
+	size_t n;
+
+	if (!l || l->closed || !edge_sip_peek_ack_tag(data, len, &tag, &n) ||
+	    n != EDGE_TAG_SIZE - 1 || memcmp(tag, l->sl_prefix, sizeof(l->sl_prefix)))
+		return false;
+	l->st.acks_absorbed++;
+	if (l->m.acks[1])
+		sk_counter_inc(l->m.acks[1]);
+	return true;
 }
 
 /* An ACK (§17.2.1): ends a non-2xx INVITE transaction's wait for it; for a 2xx it is
@@ -513,6 +529,8 @@ static void ack_input(struct edge_txl *l, const struct edge_rx *rx, msg_t *msg)
 	 * have it end in the transaction: ours are never 2xx, so it is no dialog's. */
 	if (!stx && ours_to_tag(l, msg)) {
 		l->st.acks_absorbed++;
+		if (l->m.acks[0])
+			sk_counter_inc(l->m.acks[0]);
 		msg_destroy(msg);
 		return;
 	}
@@ -577,6 +595,11 @@ int edge_stx_reply(struct edge_stx *stx, int status, const char *reason, const c
 		return SK_EINVAL;
 	if (!stx->req) /* released after the final: only a second final would need it */
 		return stx->state == STX_TERMINATED || stx->l->closed ? SK_ECANCELED : SK_EINVAL;
+	/* A challenge is answered statelessly (stx_respond): its tag tells its ACK
+	 * before any parsing (edge_txl_absorb). The edge sends no tagged provisional
+	 * of its own before one, so no earlier response had the other tag. */
+	if (status == 401 || status == 407)
+		memcpy(stx->to_tag, stx->l->sl_prefix, sizeof(stx->l->sl_prefix));
 	sk_buf_init(&b);
 	err = edge_response_build(&b, stx->req, status, reason, stx->to_tag, extra_headers,
 				  stx->l->o.server, ctype, body, body_len);

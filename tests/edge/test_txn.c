@@ -290,12 +290,21 @@ static void tick_cb(uv_timer_t *h)
 	(void)h;
 }
 
+/* As the edge's core does: the ACK of a stateless challenge goes before parsing. */
+static bool on_absorb(const char *data, size_t len, void *arg)
+{
+	struct t *t = arg;
+
+	return t->l && edge_txl_absorb(t->l, data, len);
+}
+
 static int setup(void **state)
 {
 	struct t *t = &T;
 	struct edge_tp_opts to = {.udp = "127.0.0.1:0",
 				  .tcp = "127.0.0.1:0",
 				  .on_msg = on_msg,
+				  .absorb = on_absorb,
 				  .on_send_error = on_send_error,
 				  .on_flow_closed = on_flow_closed,
 				  .arg = t};
@@ -442,6 +451,12 @@ static void test_server_invite_486_until_ack(void **state)
 	n = t->stateless;
 	assert_int_equal(n, 0); /* the ACK was absorbed */
 	assert_int_equal(edge_stx_status(t->stx), 486);
+	{
+		struct edge_txl_stats st;
+
+		edge_txl_stats(t->l, &st); /* by the transaction, not before parsing */
+		assert_int_equal(st.acks_absorbed, 0);
+	}
 	free(ack);
 	free(req);
 }
@@ -1207,12 +1222,31 @@ static void test_server_stateless_challenge(void **state)
 	free(m1);
 	free(ack);
 	free(req);
+	/* A final that is not a challenge stays stateful, with the other half: its ACK
+	 * is parsed and ends its transaction. */
+	req = request("INVITE", "z9hG4bKs5", "UDP", sb, NULL, NULL);
+	peer_udp(t, req);
+	free(expect(t, "SIP/2.0 100 Trying", NULL, 1000));
+	assert_int_equal(edge_stx_reply(t->stx, 486, NULL, NULL, NULL, NULL, 0), 0);
+	m1 = expect(t, "SIP/2.0 486", "CSeq: 1 INVITE", 1000);
+	to_tag(m1, tag);
+	assert_memory_not_equal(tag, first, EDGE_TAG_SIZE / 2);
+	ack = request("ACK", "z9hG4bKs5", "UDP", sb, tag, NULL);
+	peer_udp(t, ack);
+	wait_idle(t, 1000); /* Confirmed, then Timer I (T4) */
+	edge_txl_stats(t->l, &st);
+	assert_int_equal(st.acks_absorbed, 1);
+	assert_int_equal(t->stateless, 0);
+	assert_int_equal(count(t, "SIP/2.0 486", NULL), 0); /* the ACK stopped Timer G */
+	free(m1);
+	free(ack);
+	free(req);
 
 	/* A challenge from downstream, forwarded: stateful (§16), its retransmission
 	 * absorbed. */
 	req = request("OPTIONS", "z9hG4bKs4", "UDP", sb, NULL, NULL);
 	peer_udp(t, req);
-	WAIT_UNTIL(t, t->requests == 5, 1000);
+	WAIT_UNTIL(t, t->requests == 6, 1000);
 	m1 = response(req, 401, "down");
 	assert_int_equal(edge_stx_send(t->stx, 401, m1, strlen(m1)), 0);
 	free(m1);
@@ -1220,7 +1254,7 @@ static void test_server_stateless_challenge(void **state)
 	free(expect(t, "SIP/2.0 401", "CSeq: 1 OPTIONS", 1000));
 	peer_udp(t, req);
 	free(expect(t, "SIP/2.0 401", "CSeq: 1 OPTIONS", 1000));
-	assert_int_equal(t->requests, 5);
+	assert_int_equal(t->requests, 6);
 	wait_idle(t, T64 + 1000);
 	free(req);
 }

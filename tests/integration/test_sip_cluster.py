@@ -310,6 +310,10 @@ def test_call_across_edges():
     uas.stop()
     st, text = http(c.nodes[0].http["edge"], "/metrics")
     assert metric(text, "skein_edge_forwarded_cross_edge_total") >= 1, text
+    # The 407s were stateless: each ACK absorbed by its To-tag, the two over UDP
+    # before any parsing, the one over TCP once parsed.
+    assert metric(text, "skein_edge_acks_absorbed_total", 'how="unparsed"') == 2, text
+    assert metric(text, "skein_edge_acks_absorbed_total", 'how="parsed"') == 1, text
     # nothing left behind: every forking context ended
     for n in c.nodes:
         wait_for(lambda n=n: metric(http(n.http["edge"], "/metrics")[1], "skein_edge_forks") == 0,
