@@ -348,14 +348,11 @@ static void metrics_init(struct edge_txl *l, struct sk_metrics *m, const char *p
 	l->m.timeouts = sk_metrics_counter(
 	    m, n, "SIP transactions timed out (Timers B, F, H and C)", NULL, NULL);
 	snprintf(n, sizeof(n), "%s_acks_absorbed_total", p);
-	l->m.acks[0] = sk_metrics_counter(m, n,
-					  "ACKs of our own finals with no transaction left "
-					  "(stateless challenges), by how they were known",
-					  "how", "parsed");
-	l->m.acks[1] = sk_metrics_counter(m, n,
-					  "ACKs of our own finals with no transaction left "
-					  "(stateless challenges), by how they were known",
-					  "how", "unparsed");
+	for (int i = 0; i < 2; i++)
+		l->m.acks[i] = sk_metrics_counter(m, n,
+						  "ACKs of our own finals with no transaction left "
+						  "(stateless challenges), by how they were known",
+						  "how", i ? "unparsed" : "parsed");
 }
 
 int edge_txl_alloc(struct edge_txl **lp, uv_loop_t *loop, const struct edge_txl_opts *o)

@@ -31,9 +31,11 @@
  * A request answered 401 or 407 by edge_stx_reply (the TU's own digest challenge)
  * ends at once, without Timer J or G/H/I (§8.2.7: a UAS may answer statelessly): its
  * retransmission is a new request and gets a new challenge. Every To-tag the layer
- * makes starts with the same random half, by which the ACK of such a 407 to an
- * INVITE, matching no transaction, is known and absorbed (acks_absorbed) instead of
- * reaching on_stateless. A forwarded challenge (edge_stx_send) stays stateful.
+ * makes starts with one of two random halves, one for these challenges and one for
+ * its other responses: the ACK of such a 407 to an INVITE, matching no transaction,
+ * is known by it and absorbed (acks_absorbed) instead of reaching on_stateless — over
+ * UDP before any parsing (edge_txl_absorb). A forwarded challenge (edge_stx_send)
+ * stays stateful.
  *
  * Cost: transactions sit in hash tables (chained, power-of-two buckets that double
  * with the load, seeded hash); every timer is an entry of one queue per duration

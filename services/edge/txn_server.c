@@ -360,6 +360,13 @@ static void timer_h(struct txn_timer *t)
 	txn_stx_terminate(stx);
 }
 
+/* A digest challenge of the TU's own: answered statelessly (stx_respond), with the
+ * layer's challenge tag half (edge_stx_reply), by which its ACK is known. */
+static bool is_challenge(int status)
+{
+	return status == 401 || status == 407;
+}
+
 /* Sends a response and moves the state machine. keep: data is a malloc'd buffer the
  * stx takes (NULL: copied when it must be kept). ours: a response the layer built for
  * the TU (edge_stx_reply), as opposed to one the proxy forwards. */
@@ -378,7 +385,7 @@ static int stx_respond(struct edge_stx *stx, int status, const char *data, size_
 	 * by the caller's Timer A instead of our Timer G. The ACK of a stateless
 	 * challenge matches nothing and is known by our To-tag (ack_input). A
 	 * challenge the proxy forwards (from downstream) stays stateful (§16). */
-	bool stateless = ours && (status == 401 || status == 407);
+	bool stateless = ours && is_challenge(status);
 	bool store = !stateless && !(stx->invite && status >= 200 && status < 300);
 	int err;
 
@@ -603,7 +610,7 @@ int edge_stx_reply(struct edge_stx *stx, int status, const char *reason, const c
 	/* A challenge is answered statelessly (stx_respond): its tag tells its ACK
 	 * before any parsing (edge_txl_absorb). The edge sends no tagged provisional
 	 * of its own before one, so no earlier response had the other tag. */
-	if (status == 401 || status == 407)
+	if (is_challenge(status))
 		memcpy(stx->to_tag, stx->l->sl_prefix, sizeof(stx->l->sl_prefix));
 	sk_buf_init(&b);
 	err = edge_response_build(&b, stx->req, status, reason, stx->to_tag, extra_headers,
