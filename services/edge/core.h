@@ -65,6 +65,7 @@ struct edge_conf {
 	int64_t call_rate;      /* call attempts per minute; 0 none */
 	uint64_t call_max_duration; /* ms after which a call no longer counts */
 	int64_t auth_cache_size; /* HA1 cache entries (core_ha1.c); 0 off */
+	int64_t nonce_slots;     /* nonce-counts kept (nctab.h) */
 	bool direct_refresh;     /* REGISTER refreshes written here (core_register.c) */
 };
 
@@ -78,6 +79,8 @@ struct edge_metrics {
 	struct sk_histogram *reg_latency;
 	struct sk_counter *reg_direct[3]; /* written, deferred, error (core_register.c) */
 	struct sk_counter *lookups[3]; /* pipelined, separate, unused (core_proxy.c) */
+	struct sk_counter *nc_checks[2];  /* here, with the issuer (core_auth.c) */
+	struct sk_counter *nc_refused[3]; /* by enum edge_nc (FRESH unused) */
 };
 
 struct edge {
@@ -92,7 +95,9 @@ struct edge {
 	unsigned protos; /* 1 << edge_proto of every listener */
 	struct sk_redis *redis;
 	struct sk_bus *bus;
-	struct sk_redis_script *authinfo;
+	/* core_auth.c: the nonce-counts of our nonces, and our issuer hash in them */
+	struct edge_nctab *nctab;
+	uint32_t nc_issuer;
 	unsigned algs; /* EDGE_DIGEST_OFFER_* */
 	enum edge_digest_alg alg_order[2];
 	size_t nalg;
@@ -158,11 +163,13 @@ typedef void(edge_auth_cb)(struct edge *e, struct edge_stx *stx, bool ok, const 
 void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *realm,
 	       edge_auth_cb *cb, void *arg);
 int edge_auth_setup(struct edge *e);
+/* The issuer hash a member's nonces carry: FNV-1a 32 of its member id. */
+uint32_t edge_nc_issuer(const char *member);
 
 /* REGISTER (issue 6): the digest is verified here with the HA1 cache (one HGET on a
- * miss), and its Redis half — the HA1 still the stored one, the nonce-count fresh —
- * travels in RegisterRequest.auth to be checked by the registration script, so that
- * an authenticated REGISTER costs one script. cb runs once: with a (borrowed; sk_ref
+ * miss) and the nonce-count with the nonce's issuer; the HA1's Redis half — still
+ * the stored one — travels in RegisterRequest.auth to be checked by the registration
+ * script, so that an authenticated REGISTER costs one script. cb runs once: with a (borrowed; sk_ref
  * to keep it) and the authenticated user, or a NULL when the request was answered. */
 struct edge_auth;
 struct Skein__Sip__V1__RegisterAuth;

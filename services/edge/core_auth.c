@@ -1,48 +1,38 @@
 /* core_auth: digest authentication of REGISTER (401, RFC 3261 §22.2) and of requests
  * from local subscribers (407, §22.3) against the HA1s in Redis, with the stateless
- * nonces of digest.h and the nonce-count replay check in Redis (short TTL), so that
- * the authenticated retry may land on any edge. Unknown users get exactly the same
- * challenge as a wrong password.
+ * nonces of digest.h, so that the authenticated retry may land on any edge. Unknown
+ * users get exactly the same challenge as a wrong password.
  *
- * Two paths. Other methods: the HA1 is read and the nonce-count recorded in one round
- * trip, the response is checked here — for nc 1 (a fresh nonce, what clients send
- * after nearly every challenge) with two plain commands, HGET and SET NX, pipelined;
- * for a nonce used again (nc > 1), one script (LUA_AUTHINFO) that compares with the
- * last count. Both keep the same key with the last count. REGISTER (issue 6): the response is
- * checked with the HA1 cache (core_ha1.c; one HGET on a miss) and the Redis half —
- * HA1 still the stored one, nonce-count fresh — is done by the registration script
- * with the binding write (RegisterRequest.auth): one script per REGISTER. */
+ * The nonce-count (RFC 7616 §3.4) is checked once the response is right, by the edge
+ * that issued the nonce (nctab.h: no Redis key per request, issue 6): here when it is
+ * ours, else with the issuer over the bus (NonceUse); a nonce its issuer no longer
+ * knows (restarted, gone, too many newer nonces) is answered with a fresh challenge,
+ * stale=true.
+ *
+ * The HA1: other methods read it (one HGET, in the same round trip as the routing
+ * lookup, core_proxy.c); REGISTER (issue 6) is checked with the HA1 cache (core_ha1.c;
+ * one HGET on a miss) and the registration script, with the binding write, checks
+ * that the HA1 is still the stored one (RegisterRequest.auth). */
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include "skein/sk_buf.h"
+#include "skein/sk_bus.h"
+#include "skein/sk_daemon.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
+#include "skein/sk_node.h"
 #include "skein/sk_redis.h"
 #include "skein/sk_sys.h"
 #include "core.h"
+#include "nctab.h"
 #include "regdata.h"
+#include "sipmsg.h"
 
 SK_LOG_MODULE("auth");
-
-/* Requests other than REGISTER.
- * KEYS: cred hash, nonce-count key. ARGV: HA1 field, nc (0: none), ttl seconds.
- * Returns {ha1 or "", 1 fresh nc | 0 replayed}. The nc is recorded before the
- * response is checked (one round trip); a wrong response can therefore burn an nc,
- * which only makes the client re-authenticate. */
-static const char LUA_AUTHINFO[] =
-	"local ha1 = redis.call('HGET', KEYS[1], ARGV[1])\n"
-	"if not ha1 then return {'', 0} end\n"
-	"local nc = tonumber(ARGV[2])\n"
-	"if nc > 0 then\n"
-	"  local last = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-	"  if nc <= last then return {ha1, 0} end\n"
-	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])\n"
-	"end\n"
-	"return {ha1, 1}\n";
 
 /* "sha256,md5": the algorithms to offer, in the order of the challenges. RFC 8760
  * §2.4 puts SHA-256 first; clients that read only the first challenge and know only
@@ -90,15 +80,15 @@ struct edge_auth {
 	edge_auth_reg_cb *rcb; /* edge_auth_register */
 	void *arg;
 	bool fetched, retried;
-	/* other methods, nc 1: what the HGET of the pipeline answered */
-	int hget_err;
-	bool has_ha1;
+	struct edge_digest_nonce_id nid; /* what the nonce names (digest.h) */
 	/* Buffers (~3 KB, one object per challenged or authenticated request): not
 	 * zeroed, each string emptied in auth_start. */
 	char realm[EDGE_DIGEST_REALM_MAX + 1];
 	char aor[REGDATA_AOR_MAX];
 	struct edge_digest_creds c;
-	char key[2][512]; /* the cred hash, the nonce-count key "<c>:{aor}:nc:<nonce>" */
+	/* the cred hash; the key RegisterAuth names for the nonce-count (never written:
+	 * the count is the issuing edge's, RegisterAuth.nc 0) */
+	char key[2][512];
 	/* REGISTER: the HA1 verified with, from the cache or read for this request */
 	char ha1[EDGE_DIGEST_HEX_SIZE];
 };
@@ -119,11 +109,13 @@ static void challenge(struct edge *e, struct edge_stx *stx, bool proxy, const ch
 		      bool stale)
 {
 	char nonce[EDGE_DIGEST_NONCE_SIZE];
+	struct edge_digest_nonce_id id = {e->nc_issuer, edge_nctab_epoch(e->nctab),
+					  edge_nctab_issue(e->nctab)};
 	struct sk_buf b;
 
 	sk_buf_init(&b);
 	int err = edge_digest_nonce_new(e->secret, e->secret_len, realm,
-					sk_sys_unix_ms() / 1000, nonce, sizeof(nonce));
+					sk_sys_unix_ms() / 1000, &id, nonce, sizeof(nonce));
 
 	/* One challenge per algorithm, in the configured order (RFC 8760 §2.4). */
 	for (size_t i = 0; !err && i < e->nalg; i++)
@@ -213,74 +205,167 @@ static void refuse(struct edge_auth *a, const struct edge_digest_result *res)
 		challenge(a->e, a->stx, a->proxy, a->realm, false);
 }
 
-/* The response checked against the HA1 read with the nonce-count (fresh: the count
- * was not seen before); answers and finishes. */
-static void decide(struct edge_auth *a, const char *ha1, bool fresh)
+/* ---- the nonce-count, with the nonce's issuer ---- */
+
+/* The answer for the count: cb/rcb run, a's reference is dropped. */
+static void nc_done(struct edge_auth *a, enum edge_nc v)
+{
+	struct edge_digest_result res;
+
+	switch (v) {
+	case EDGE_NC_FRESH:
+		/* REGISTER counts its success when the script has agreed */
+		if (!a->rcb)
+			sk_counter_inc(a->e->m.auth_ok);
+		finish(a, true);
+		break;
+	case EDGE_NC_REPLAY:
+		sk_counter_inc(a->e->m.nc_refused[EDGE_NC_REPLAY]);
+		edge_digest_result_set(&res, EDGE_DIGEST_REPLAY, "nonce-count %s replayed",
+				       a->c.nc_text);
+		refuse(a, &res);
+		finish(a, false);
+		break;
+	default:
+		/* RFC 7616 §3.3: stale=true, the client retries with the same password */
+		sk_counter_inc(a->e->m.nc_refused[EDGE_NC_FORGOTTEN]);
+		challenge(a->e, a->stx, a->proxy, a->realm, true);
+		finish(a, false);
+		break;
+	}
+	sk_deref(a);
+}
+
+static void on_nc_reply(int err, const Skein__Bus__V1__Envelope *env, void *arg)
+{
+	struct edge_auth *a = arg;
+	enum edge_nc v = EDGE_NC_FORGOTTEN;
+
+	if (!err && env->body_case == SKEIN__BUS__V1__ENVELOPE__BODY_NONCE_USE_REPLY) {
+		switch (env->nonce_use_reply->verdict) {
+		case SKEIN__SIP__V1__NONCE_USE_REPLY__VERDICT__VERDICT_FRESH: v = EDGE_NC_FRESH; break;
+		case SKEIN__SIP__V1__NONCE_USE_REPLY__VERDICT__VERDICT_REPLAY: v = EDGE_NC_REPLAY; break;
+		default: break;
+		}
+	} else {
+		SK_DEBUG("nonce-count of %s: the issuing edge did not answer (%s): stale", a->aor,
+			 err ? sk_strerror(err) : "wrong body");
+	}
+	nc_done(a, v);
+}
+
+/* The member id of the edge whose hash the nonce carries, or NULL. */
+static const char *issuer_member(struct edge *e, uint32_t issuer)
+{
+	struct sk_node *n = sk_daemon_node(e->d);
+
+	for (size_t i = 0; n && i < sk_node_size(n); i++) {
+		const struct sk_node_info *m = sk_node_at(n, i);
+
+		if (!strcmp(m->role, "edge") && edge_nc_issuer(m->id) == issuer)
+			return m->id;
+	}
+	return NULL;
+}
+
+/* Takes a's reference: nc_done() answers, now or when the issuer has. */
+static void nc_check(struct edge_auth *a)
+{
+	struct edge *e = a->e;
+	Skein__Bus__V1__Envelope env = SKEIN__BUS__V1__ENVELOPE__INIT;
+	Skein__Sip__V1__NonceUse use = SKEIN__SIP__V1__NONCE_USE__INIT;
+	const char *member;
+
+	if (a->nid.issuer == e->nc_issuer) {
+		sk_counter_inc(e->m.nc_checks[0]);
+		nc_done(a, edge_nctab_use(e->nctab, a->nid.epoch, a->nid.index, a->c.nc));
+		return;
+	}
+	sk_counter_inc(e->m.nc_checks[1]);
+	member = issuer_member(e, a->nid.issuer);
+	if (!member) {
+		nc_done(a, EDGE_NC_FORGOTTEN);
+		return;
+	}
+	use.issuer = a->nid.issuer;
+	use.epoch = a->nid.epoch;
+	use.index = a->nid.index;
+	use.nc = a->c.nc;
+	env.body_case = SKEIN__BUS__V1__ENVELOPE__BODY_NONCE_USE;
+	env.nonce_use = &use;
+	/* Not to "any edge" when the issuer is gone: another one answers FORGOTTEN. */
+	if (sk_bus_request_at(e->bus, "edge", member, &env, 0, 0, on_nc_reply, a))
+		nc_done(a, EDGE_NC_FORGOTTEN);
+}
+
+/* Another edge asks about a nonce of ours. */
+static void on_nonce_use(struct sk_bus_req *req, const Skein__Bus__V1__Envelope *env,
+			 void *arg)
+{
+	struct edge *e = arg;
+	const Skein__Sip__V1__NonceUse *u = env->nonce_use;
+	Skein__Bus__V1__Envelope out = SKEIN__BUS__V1__ENVELOPE__INIT;
+	Skein__Sip__V1__NonceUseReply rep = SKEIN__SIP__V1__NONCE_USE_REPLY__INIT;
+	enum edge_nc v = EDGE_NC_FORGOTTEN;
+
+	if (!u) {
+		sk_bus_reply(req, SK_EBADMSG, NULL);
+		return;
+	}
+	if (u->issuer == e->nc_issuer)
+		v = edge_nctab_use(e->nctab, u->epoch, u->index, u->nc);
+	rep.verdict = v == EDGE_NC_FRESH    ? SKEIN__SIP__V1__NONCE_USE_REPLY__VERDICT__VERDICT_FRESH
+		      : v == EDGE_NC_REPLAY ? SKEIN__SIP__V1__NONCE_USE_REPLY__VERDICT__VERDICT_REPLAY
+					    : SKEIN__SIP__V1__NONCE_USE_REPLY__VERDICT__VERDICT_FORGOTTEN;
+	out.body_case = SKEIN__BUS__V1__ENVELOPE__BODY_NONCE_USE_REPLY;
+	out.nonce_use_reply = &rep;
+	sk_bus_reply(req, 0, &out);
+}
+
+uint32_t edge_nc_issuer(const char *member)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)member; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+/* Other methods: the response checked against the HA1 just read; takes a's
+ * reference. */
+static void decide(struct edge_auth *a, const char *ha1)
 {
 	struct edge_digest_result res;
 
 	/* Authoritative: what the next REGISTER of this user verifies with. */
 	edge_ha1_put(a->e->ha1, a->aor, a->c.alg, ha1);
 	verify(a, ha1, &res);
-	if (res.status == EDGE_DIGEST_OK && !fresh) {
-		edge_digest_result_set(&res, EDGE_DIGEST_REPLAY, "nonce-count %s replayed",
-				       a->c.nc_text);
-	}
 	if (res.status == EDGE_DIGEST_OK) {
-		sk_counter_inc(a->e->m.auth_ok);
-		finish(a, true);
-	} else {
-		refuse(a, &res);
-		finish(a, false);
-	}
-}
-
-static void on_info(int err, struct redisReply *r, void *arg)
-{
-	struct edge_auth *a = arg;
-	const char *ha1 = NULL;
-
-	if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-		unavailable(a, err, "bad reply");
-		sk_deref(a);
+		nc_check(a);
 		return;
 	}
-	if (r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len)
-		ha1 = r->element[0]->str;
-	decide(a, ha1, r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1);
+	refuse(a, &res);
+	finish(a, false);
 	sk_deref(a);
 }
 
-/* nc 1, first reply: the HA1 (kept until the SET's reply, which comes next). */
 static void on_hget(int err, struct redisReply *r, void *arg)
 {
 	struct edge_auth *a = arg;
 
 	if (err || !r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL) ||
-	    (r->type == REDIS_REPLY_STRING && r->len >= sizeof(a->ha1)))
-		a->hget_err = err ? err : SK_EPROTO;
-	else if (r->type == REDIS_REPLY_STRING && r->len) {
-		memcpy(a->ha1, r->str, r->len);
-		a->ha1[r->len] = '\0';
-		a->has_ha1 = true;
-	}
-	sk_deref(a);
-}
-
-/* nc 1, second reply: OK when the count was recorded, nil when this nonce was used
- * before (any last count >= 1: a replay, as the script would say). */
-static void on_nc_set(int err, struct redisReply *r, void *arg)
-{
-	struct edge_auth *a = arg;
-
-	if (err || a->hget_err || !r ||
-	    (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_NIL)) {
-		unavailable(a, err ? err : a->hget_err, "bad reply");
+	    (r->type == REDIS_REPLY_STRING && r->len >= sizeof(a->ha1))) {
+		unavailable(a, err ? err : SK_EPROTO, "bad reply");
 		sk_deref(a);
 		return;
 	}
-	decide(a, a->has_ha1 ? a->ha1 : NULL, r->type == REDIS_REPLY_STATUS);
-	sk_deref(a);
+	if (r->type == REDIS_REPLY_STRING && r->len) {
+		memcpy(a->ha1, r->str, r->len);
+		a->ha1[r->len] = '\0';
+		decide(a, a->ha1);
+	} else {
+		decide(a, NULL);
+	}
 }
 
 /* The checks that need no Redis (credentials present and well-formed, qop=auth, our
@@ -325,7 +410,7 @@ static struct edge_auth *auth_start(struct edge *e, struct edge_stx *stx, bool p
 	if (res.status == EDGE_DIGEST_OK) {
 		switch (edge_digest_nonce_check(e->secret, e->secret_len, realm, a->c.nonce,
 						sk_sys_unix_ms() / 1000,
-						(uint32_t)(e->conf->nonce_ttl / 1000))) {
+						(uint32_t)(e->conf->nonce_ttl / 1000), &a->nid)) {
 		case EDGE_DIGEST_NONCE_VALID: break;
 		case EDGE_DIGEST_NONCE_STALE:
 			challenge(e, stx, proxy, realm, true);
@@ -345,15 +430,12 @@ static struct edge_auth *auth_start(struct edge *e, struct edge_stx *stx, bool p
 	edge_join(aor, sizeof(aor), a->c.username, "@", realm);
 	if (regdata_aor_norm(a->aor, sizeof(a->aor), aor, &why) ||
 	    regdata_key_cred(a->key[0], sizeof(a->key[0]), e->cluster, a->aor) ||
-	    sk_redis_key(a->key[1], sizeof(a->key[1]), e->cluster, a->aor, "nc") ||
-	    strlen(a->key[1]) + strlen(a->c.nonce) + 2 > sizeof(a->key[1])) {
+	    sk_redis_key(a->key[1], sizeof(a->key[1]), e->cluster, a->aor, "nc")) {
 		edge_digest_result_set(&res, EDGE_DIGEST_UNKNOWN_USER, "unusable user name");
 		log_failure(e, stx, a->c.username, realm, &res);
 		challenge(e, stx, proxy, realm, false);
 		goto fail;
 	}
-	strcat(a->key[1], ":");
-	strcat(a->key[1], a->c.nonce);
 	return a;
 fail:
 	finish(a, false);
@@ -361,43 +443,18 @@ fail:
 	return NULL;
 }
 
-/* Seconds a nonce-count is kept: the nonce's lifetime and a minute of clock skew. */
-static uint32_t nc_ttl(const struct edge *e)
-{
-	return (uint32_t)(e->conf->nonce_ttl / 1000 + 60);
-}
-
 void edge_auth(struct edge *e, struct edge_stx *stx, bool proxy, const char *realm,
 	       edge_auth_cb *cb, void *arg)
 {
 	struct edge_auth *a = auth_start(e, stx, proxy, realm, cb, NULL, arg);
-	char ttl[24], nc[16];
-	int err;
+	const char *hget[3];
 
 	if (!a)
 		return;
-	snprintf(ttl, sizeof(ttl), "%u", nc_ttl(e));
-	snprintf(nc, sizeof(nc), "%u", a->c.nc);
-	if (a->c.nc == 1) {
-		/* Both commands leave in one write (the client flushes once per loop
-		 * iteration) and are answered in order. */
-		const char *hget[3] = {"HGET", a->key[0], ha1_field(a->c.alg)};
-		const char *set[6] = {"SET", a->key[1], "1", "NX", "EX", ttl};
-
-		err = sk_redis_cmd(e->redis, on_hget, sk_ref(a), 3, hget, NULL);
-		if (err) {
-			sk_deref(a); /* the reference on_hget would have dropped */
-		} else {
-			err = sk_redis_cmd(e->redis, on_nc_set, a, 6, set, NULL);
-			if (err)
-				a->hget_err = err; /* on_hget still runs, and drops its ref */
-		}
-	} else {
-		const char *all[5] = {a->key[0], a->key[1], ha1_field(a->c.alg), nc, ttl};
-
-		err = sk_redis_eval(e->authinfo, on_info, a, 2, 5, all, NULL);
-	}
-	if (err) {
+	hget[0] = "HGET";
+	hget[1] = a->key[0];
+	hget[2] = ha1_field(a->c.alg);
+	if (sk_redis_cmd(e->redis, on_hget, a, 3, hget, NULL)) {
 		edge_reply(e, stx, 500, "Server Internal Error (credentials unavailable)",
 			   "Retry-After: 5\r\n");
 		finish(a, false);
@@ -417,15 +474,14 @@ static void reg_verify(struct edge_auth *a)
 
 	verify(a, a->ha1, &res);
 	if (res.status == EDGE_DIGEST_OK) {
-		finish(a, true);
+		nc_check(a);
 	} else if (res.status == EDGE_DIGEST_BAD_RESPONSE && !a->fetched) {
 		reg_fetch(a);
-		return;
 	} else {
 		refuse(a, &res);
 		finish(a, false);
+		sk_deref(a);
 	}
-	sk_deref(a);
 }
 
 static void on_fetch(int err, struct redisReply *r, void *arg)
@@ -484,9 +540,10 @@ void edge_auth_reg_fill(const struct edge_auth *a, Skein__Sip__V1__RegisterAuth 
 	ra->cred_key = (char *)a->key[0];
 	ra->field = (char *)ha1_field(a->c.alg);
 	ra->ha1 = (char *)a->ha1;
+	/* The count was checked with the nonce's issuer: the script records none. */
 	ra->nc_key = (char *)a->key[1];
-	ra->nc = a->c.nc;
-	ra->nc_ttl = nc_ttl(a->e);
+	ra->nc = 0;
+	ra->nc_ttl = 0;
 }
 
 enum edge_auth_verdict edge_auth_reg_checked(struct edge_auth *a, int check,
@@ -559,16 +616,23 @@ static void secret_timer(uv_timer_t *t)
 
 int edge_auth_setup(struct edge *e)
 {
+	uint32_t epoch = 0;
 	int err = edge_auth_algs_order(e->conf->auth_algorithms, &e->algs, e->alg_order,
 				       &e->nalg);
 
-	if (err)
-		return err;
-	err = sk_redis_script_add(e->redis, &e->authinfo, LUA_AUTHINFO);
 	if (!err)
 		err = edge_ha1_alloc(&e->ha1, (size_t)e->conf->auth_cache_size);
+	/* The run's epoch: a nonce of an earlier run of this edge is forgotten. */
+	if (!err && edge_random_bytes(&epoch, sizeof(epoch)))
+		err = SK_EAGAIN;
+	if (!err)
+		err = edge_nctab_alloc(&e->nctab, (size_t)e->conf->nonce_slots, epoch);
+	if (!err)
+		err = sk_bus_on_request(e->bus, SKEIN__BUS__V1__ENVELOPE__BODY_NONCE_USE,
+					on_nonce_use, e);
 	if (err)
 		return err;
+	e->nc_issuer = edge_nc_issuer(e->member);
 	if (e->conf->auth_secret[0]) {
 		size_t n = strlen(e->conf->auth_secret);
 

@@ -15,6 +15,7 @@
 #include "skein/sk_sys.h"
 #include "skein/sk_bus.h"
 #include "core.h"
+#include "nctab.h"
 #include "sipmsg.h"
 
 SK_LOG_MODULE("edge");
@@ -307,6 +308,24 @@ static void metrics_setup(struct edge *e)
 	e->m.auth_fail = sk_metrics_counter(mx, "skein_edge_auth_total",
 					    "Digest authentications, by result", "result",
 					    "failed");
+	e->m.nc_checks[0] = sk_metrics_counter(mx, "skein_edge_nonce_checks_total",
+					       "Nonce-count checks, by where: this edge issued "
+					       "the nonce, or another one (over the bus)",
+					       "where", "local");
+	e->m.nc_checks[1] = sk_metrics_counter(mx, "skein_edge_nonce_checks_total",
+					       "Nonce-count checks, by where: this edge issued "
+					       "the nonce, or another one (over the bus)",
+					       "where", "peer");
+	e->m.nc_refused[EDGE_NC_REPLAY] = sk_metrics_counter(
+	    mx, "skein_edge_nonce_refused_total",
+	    "Right responses refused for their nonce: replayed count, or a nonce its "
+	    "issuer no longer knows (answered stale=true)",
+	    "why", "replay");
+	e->m.nc_refused[EDGE_NC_FORGOTTEN] = sk_metrics_counter(
+	    mx, "skein_edge_nonce_refused_total",
+	    "Right responses refused for their nonce: replayed count, or a nonce its "
+	    "issuer no longer knows (answered stale=true)",
+	    "why", "forgotten");
 	e->m.rejected = sk_metrics_counter(mx, "skein_edge_sip_rejected_total",
 					   "Requests refused by the sanity checks or dropped",
 					   NULL, NULL);
@@ -533,6 +552,7 @@ void edge_core_stop(struct edge *e)
 		e->tp = sk_deref(e->tp);
 	}
 	e->ha1 = sk_deref(e->ha1);
+	e->nctab = sk_deref(e->nctab);
 }
 
 void edge_join(char *out, size_t size, const char *a, const char *sep, const char *b)

@@ -20,11 +20,11 @@
 #include "sipmsg.h"
 
 #define NONCE_TIME  8
-#define NONCE_RAND  8
+#define NONCE_RAND  12 /* struct edge_digest_nonce_id, or random */
 #define NONCE_MAC   16 /* HMAC-SHA256 truncated to 128 bits (RFC 2104 §5 allows it) */
 #define NONCE_BYTES (NONCE_TIME + NONCE_RAND + NONCE_MAC)
-#define NONCE_CHARS 43 /* ceil(32 * 8 / 6), no padding */
-#define NONCE_LABEL "skein-digest-nonce-v1"
+#define NONCE_CHARS 48 /* 36 * 8 / 6, no padding */
+#define NONCE_LABEL "skein-digest-nonce-v2"
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -325,8 +325,21 @@ static bool nonce_decode(const char *s, unsigned char out[NONCE_BYTES])
 	return o == NONCE_BYTES && acc == 0;
 }
 
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 int edge_digest_nonce_new(const void *secret, size_t secret_len, const char *realm, uint64_t now,
-			  char *out, size_t size)
+			  const struct edge_digest_nonce_id *id, char *out, size_t size)
 {
 	unsigned char raw[NONCE_BYTES];
 	int rc;
@@ -337,10 +350,15 @@ int edge_digest_nonce_new(const void *secret, size_t secret_len, const char *rea
 		return SK_EMSGSIZE;
 	for (int k = 0; k < NONCE_TIME; k++)
 		raw[k] = (unsigned char)(now >> (8 * (NONCE_TIME - 1 - k)));
-	/* The kernel's CSPRNG through the edge's pool: RAND_bytes() cost more than the
-	 * MAC (its DRBG locks and reseed checks, per call). */
-	if (edge_random_bytes(raw + NONCE_TIME, NONCE_RAND))
+	if (id) {
+		put32(raw + NONCE_TIME, id->issuer);
+		put32(raw + NONCE_TIME + 4, id->epoch);
+		put32(raw + NONCE_TIME + 8, id->index);
+	} else if (edge_random_bytes(raw + NONCE_TIME, NONCE_RAND)) {
+		/* The kernel's CSPRNG through the edge's pool: RAND_bytes() cost more
+		 * than the MAC (its DRBG locks and reseed checks, per call). */
 		return SK_EAGAIN;
+	}
 	rc = nonce_mac(secret, secret_len, realm, raw, raw + NONCE_TIME + NONCE_RAND);
 	if (rc)
 		return rc;
@@ -350,7 +368,8 @@ int edge_digest_nonce_new(const void *secret, size_t secret_len, const char *rea
 
 enum edge_digest_nonce_state edge_digest_nonce_check(const void *secret, size_t secret_len,
 						     const char *realm, const char *nonce,
-						     uint64_t now, uint32_t max_age_s)
+						     uint64_t now, uint32_t max_age_s,
+						     struct edge_digest_nonce_id *id)
 {
 	unsigned char raw[NONCE_BYTES], mac[NONCE_MAC];
 	uint64_t t = 0;
@@ -364,6 +383,11 @@ enum edge_digest_nonce_state edge_digest_nonce_check(const void *secret, size_t 
 		t = (t << 8) | raw[k];
 	if (t > now + EDGE_DIGEST_NONCE_SKEW_S)
 		return EDGE_DIGEST_NONCE_INVALID;
+	if (id) {
+		id->issuer = get32(raw + NONCE_TIME);
+		id->epoch = get32(raw + NONCE_TIME + 4);
+		id->index = get32(raw + NONCE_TIME + 8);
+	}
 	if (t < now && now - t > max_age_s)
 		return EDGE_DIGEST_NONCE_STALE;
 	return EDGE_DIGEST_NONCE_VALID;

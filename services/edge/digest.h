@@ -11,9 +11,10 @@
  *      answer 401 (WWW-Authenticate) or 407 (Proxy-Authenticate);
  *   2. edge_digest_creds_get() on sip_authorization / sip_proxy_authorization;
  *   3. edge_digest_nonce_check(): STALE -> challenge again with stale=true;
- *   4. the nonce-count replay check in Redis (c->nc above the last one seen for c->nonce)
- *      and the HA1 of (c->username, c->alg); no such user -> EDGE_DIGEST_UNKNOWN_USER;
- *   5. edge_digest_verify().
+ *   4. the HA1 of (c->username, c->alg); no such user -> EDGE_DIGEST_UNKNOWN_USER;
+ *   5. edge_digest_verify();
+ *   6. the nonce-count replay check (c->nc above the last one seen for the nonce): the
+ *      edge asks the issuer of the nonce (nctab.h), XCAP keeps it in Redis.
  *
  * Every step leaves an edge_digest_result whose status name and reason make one stable
  * auth-failure log line. */
@@ -40,8 +41,8 @@ enum edge_digest_alg {
 
 /* Hex digest of the largest hash (SHA-256) plus the NUL. */
 #define EDGE_DIGEST_HEX_SIZE 65
-/* Nonce text: 43 base64url characters plus the NUL. */
-#define EDGE_DIGEST_NONCE_SIZE 44
+/* Nonce text: 48 base64url characters plus the NUL. */
+#define EDGE_DIGEST_NONCE_SIZE 49
 /* Longest realm accepted anywhere (it is part of the nonce MAC input). */
 #define EDGE_DIGEST_REALM_MAX 255
 /* A nonce issued up to this many seconds in the future (by an edge whose clock runs
@@ -58,16 +59,24 @@ const char *edge_digest_alg_name(enum edge_digest_alg alg);
 int edge_digest_ha1(enum edge_digest_alg alg, const char *user, const char *realm,
 		    const char *password, char out[EDGE_DIGEST_HEX_SIZE]);
 
+/* What a nonce names besides its time: the edge that made it (a hash of its member
+ * id), that edge's run (a random number drawn at start) and the slot of the nonce's
+ * count there (nctab.h). */
+struct edge_digest_nonce_id {
+	uint32_t issuer, epoch, index;
+};
+
 /* A stateless nonce, so that the authenticated retry may reach any edge that knows the
- * cluster secret: base64url without padding (43 chars) of
- *   issue time (8 bytes, big-endian seconds) | 8 random bytes |
- *   HMAC-SHA256(secret, "skein-digest-nonce-v1" | time | random | realm)[0..16).
+ * cluster secret: base64url without padding (48 chars) of
+ *   issue time (8 bytes, big-endian seconds) | id (12 bytes: issuer, epoch, index,
+ *   big-endian) or, id NULL, 12 random bytes |
+ *   HMAC-SHA256(secret, "skein-digest-nonce-v2" | time | id | realm)[0..16).
  * now: seconds (wall clock, the same on every edge). size must be at least
  * EDGE_DIGEST_NONCE_SIZE. Returns 0; SK_EINVAL on bad arguments (empty secret, realm
  * longer than EDGE_DIGEST_REALM_MAX); SK_EMSGSIZE when out is too small; SK_EAGAIN when
  * the random generator fails. */
 int edge_digest_nonce_new(const void *secret, size_t secret_len, const char *realm, uint64_t now,
-			  char *out, size_t size);
+			  const struct edge_digest_nonce_id *id, char *out, size_t size);
 
 enum edge_digest_nonce_state {
 	EDGE_DIGEST_NONCE_VALID,
@@ -77,12 +86,14 @@ enum edge_digest_nonce_state {
 };
 
 /* Checks a nonce made by edge_digest_nonce_new() for this realm. Only the canonical
- * encoding is accepted, so that one nonce has one spelling (the replay check in Redis
- * is keyed on the text). The MAC is compared in constant time. A realm mismatch cannot
- * be told apart from a forged nonce: both are INVALID. nonce may be NULL (INVALID). */
+ * encoding is accepted, so that one nonce has one spelling (XCAP's replay check in
+ * Redis is keyed on the text). The MAC is compared in constant time. A realm mismatch
+ * cannot be told apart from a forged nonce: both are INVALID. nonce may be NULL
+ * (INVALID). id, when not NULL, gets the nonce's id for VALID and STALE. */
 enum edge_digest_nonce_state edge_digest_nonce_check(const void *secret, size_t secret_len,
 						     const char *realm, const char *nonce,
-						     uint64_t now, uint32_t max_age_s);
+						     uint64_t now, uint32_t max_age_s,
+						     struct edge_digest_nonce_id *id);
 
 /* Appends the challenge header lines, one per offered algorithm, SHA-256 first (RFC 8760
  * §2.4: the client uses the first it supports), each a complete line ending in CRLF:

@@ -79,6 +79,11 @@ static const struct sk_conf_key keys[] = {
 	 "HA1s kept in memory, so that a REGISTER needs one Redis script (the registrar's, "
 	 "which also checks that the HA1 is still current); 0: read every time",
 	 0, 0, 16777216, 0, 0},
+	{"nonce_slots", SK_CONF_INT, offsetof(struct edge_conf, nonce_slots), "1048576",
+	 "Nonce-counts this edge keeps for the nonces it issued (8 bytes each, rounded up "
+	 "to a power of two); a nonce is forgotten (stale=true) once this many newer ones "
+	 "were issued",
+	 0, 1024, 1073741824, 0, 0},
 	{"direct_refresh", SK_CONF_BOOL, offsetof(struct edge_conf, direct_refresh), "yes",
 	 "Write a REGISTER that only refreshes existing bindings to Redis here, with the "
 	 "registrar's script and policy (as last heard from a registrar, within 10 s); "

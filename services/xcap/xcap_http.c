@@ -170,7 +170,7 @@ static void challenge(struct xreq *x, bool stale)
 
 	sk_buf_init(&h);
 	if (edge_digest_nonce_new(x->srv->secret, x->srv->secret_len, x->realm,
-				  (uint64_t)time(NULL), nonce, sizeof(nonce)) ||
+				  (uint64_t)time(NULL), NULL, nonce, sizeof(nonce)) ||
 	    edge_digest_challenge(&h, false, EDGE_DIGEST_OFFER_ALL, x->realm, nonce, NULL, stale)) {
 		sk_buf_release(&h);
 		reply_status(x, 500);
@@ -477,7 +477,8 @@ static void authenticate(struct xreq *x)
 		return;
 	}
 	switch (edge_digest_nonce_check(x->srv->secret, x->srv->secret_len, x->realm,
-					x->creds.nonce, (uint64_t)time(NULL), x->srv->max_age)) {
+					x->creds.nonce, (uint64_t)time(NULL), x->srv->max_age,
+					NULL)) {
 	case EDGE_DIGEST_NONCE_VALID:
 		break;
 	case EDGE_DIGEST_NONCE_STALE:

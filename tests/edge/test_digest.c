@@ -131,83 +131,113 @@ static void test_nonce(void **state)
 	const size_t sl = sizeof(secret) - 1;
 
 	(void)state;
-	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, n, sizeof(n)), 0);
-	assert_int_equal(strlen(n), 43);
+	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, NULL, n, sizeof(n)), 0);
+	assert_int_equal(strlen(n), 48);
 	assert_int_equal(
-	    strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 43);
-	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, n2, sizeof(n2)), 0);
+	    strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 48);
+	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, NULL, n2, sizeof(n2)), 0);
 	assert_string_not_equal(n, n2); /* random part */
-	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, t, 43), SK_EMSGSIZE);
-	assert_int_equal(edge_digest_nonce_new(secret, 0, realm, NOW, t, sizeof(t)), SK_EINVAL);
+	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, NULL, t, 48), SK_EMSGSIZE);
+	assert_int_equal(edge_digest_nonce_new(secret, 0, realm, NOW, NULL, t, sizeof(t)), SK_EINVAL);
 
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_VALID);
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW + MAX_AGE, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW + MAX_AGE, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_VALID);
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW + MAX_AGE + 1, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW + MAX_AGE + 1, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_STALE);
 	/* clock skew between edges */
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW - 10, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW - 10, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_VALID);
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW - 31, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW - 31, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_INVALID);
 	/* another secret, another realm */
-	assert_int_equal(edge_digest_nonce_check("other", 5, realm, n, NOW, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check("other", 5, realm, n, NOW, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_INVALID);
-	assert_int_equal(edge_digest_nonce_check(secret, sl, "example.org", n, NOW, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, "example.org", n, NOW, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_INVALID);
 	/* tampered: every position, time and random and MAC */
-	for (size_t k = 0; k < 43; k++) {
+	for (size_t k = 0; k < 48; k++) {
 		memcpy(t, n, sizeof(t));
 		t[k] = t[k] == 'A' ? 'B' : 'A';
-		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE),
+		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE, NULL),
 				 EDGE_DIGEST_NONCE_INVALID);
 	}
 	/* malformed: short, long, padded, outside the alphabet, NULL */
 	memcpy(t, n, sizeof(t));
-	t[42] = '\0';
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE),
+	t[47] = '\0';
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_INVALID);
 	{
 		char l[64];
 
 		snprintf(l, sizeof(l), "%s=", n);
-		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, l, NOW, MAX_AGE),
+		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, l, NOW, MAX_AGE, NULL),
 				 EDGE_DIGEST_NONCE_INVALID);
 		snprintf(l, sizeof(l), "%sA", n);
-		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, l, NOW, MAX_AGE),
+		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, l, NOW, MAX_AGE, NULL),
 				 EDGE_DIGEST_NONCE_INVALID);
 	}
 	memcpy(t, n, sizeof(t));
 	t[5] = '+';
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_INVALID);
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, NULL, NOW, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, NULL, NOW, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_INVALID);
-	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, "", NOW, MAX_AGE),
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, "", NOW, MAX_AGE, NULL),
 			 EDGE_DIGEST_NONCE_INVALID);
 }
 
-/* The last character carries 4 data bits and 2 zero bits: the other spellings of the
- * same bytes are refused, so one nonce has one text for the replay check. */
+/* 36 bytes are exactly 48 characters: no spare bits, so one nonce has one spelling
+ * (XCAP's replay check keys on the text); any other last character is another MAC. */
 static void test_nonce_canonical(void **state)
 {
 	static const char alpha[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	char n[EDGE_DIGEST_NONCE_SIZE], t[EDGE_DIGEST_NONCE_SIZE];
 	const size_t sl = sizeof(secret) - 1;
-	int v;
 
 	(void)state;
-	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, n, sizeof(n)), 0);
-	v = (int)(strchr(alpha, n[42]) - alpha);
-	assert_int_equal(v & 3, 0);
-	for (int low = 1; low < 4; low++) {
+	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, NULL, n, sizeof(n)), 0);
+	for (int v = 0; v < 64; v++) {
+		if (alpha[v] == n[47])
+			continue;
 		memcpy(t, n, sizeof(t));
-		t[42] = alpha[v | low];
-		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE),
+		t[47] = alpha[v];
+		assert_int_equal(edge_digest_nonce_check(secret, sl, realm, t, NOW, MAX_AGE, NULL),
 				 EDGE_DIGEST_NONCE_INVALID);
 	}
+}
+
+/* The id a nonce carries (issuer, epoch, nonce-count slot) comes back from the check,
+ * for a stale nonce too (its issuer may still say it is known); a nonce made without
+ * one carries random bytes instead. */
+static void test_nonce_id(void **state)
+{
+	const struct edge_digest_nonce_id id = {0xdeadbeef, 0x01020304, 0xfffffffe};
+	struct edge_digest_nonce_id got = {0};
+	char n[EDGE_DIGEST_NONCE_SIZE], n2[EDGE_DIGEST_NONCE_SIZE];
+	const size_t sl = sizeof(secret) - 1;
+
+	(void)state;
+	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, &id, n, sizeof(n)), 0);
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW, MAX_AGE, &got),
+			 EDGE_DIGEST_NONCE_VALID);
+	assert_memory_equal(&got, &id, sizeof(id));
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW + MAX_AGE + 1, MAX_AGE,
+						 &got),
+			 EDGE_DIGEST_NONCE_STALE);
+	assert_memory_equal(&got, &id, sizeof(id));
+	/* the same id at the same second: the same nonce (the id is what makes it unique) */
+	assert_int_equal(edge_digest_nonce_new(secret, sl, realm, NOW, &id, n2, sizeof(n2)), 0);
+	assert_string_equal(n, n2);
+	/* a forged id does not pass the MAC */
+	memset(&got, 0, sizeof(got));
+	memcpy(n2, n, sizeof(n2));
+	n2[12] = n2[12] == 'A' ? 'B' : 'A';
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n2, NOW, MAX_AGE, &got),
+			 EDGE_DIGEST_NONCE_INVALID);
 }
 
 /* ---- challenges ---- */
@@ -314,7 +344,7 @@ static void e2e_init(struct e2e *e)
 {
 	struct sk_buf b;
 
-	assert_int_equal(edge_digest_nonce_new(secret, sizeof(secret) - 1, realm, NOW, e->nonce,
+	assert_int_equal(edge_digest_nonce_new(secret, sizeof(secret) - 1, realm, NOW, NULL, e->nonce,
 					       sizeof(e->nonce)),
 			 0);
 	sk_buf_init(&b);
@@ -343,7 +373,7 @@ static enum edge_digest_status server(const struct e2e *e, const char *extra, ui
 	assert_int_equal(edge_digest_creds_get(&c, au, realm, &r), 0);
 	if (r.status == EDGE_DIGEST_OK) {
 		switch (edge_digest_nonce_check(secret, sizeof(secret) - 1, realm, c.nonce, now,
-						MAX_AGE)) {
+						MAX_AGE, NULL)) {
 		case EDGE_DIGEST_NONCE_VALID:
 			assert_int_equal(edge_digest_verify(&c, sip->sip_request->rq_method_name,
 							    sip->sip_request->rq_url, e->ha1[c.alg],
@@ -420,13 +450,13 @@ static void test_sip_foreign_nonce(void **state)
 	e2e_init(&e);
 	/* a nonce from another cluster secret */
 	other = e;
-	assert_int_equal(edge_digest_nonce_new("another secret", 14, realm, NOW, other.nonce,
+	assert_int_equal(edge_digest_nonce_new("another secret", 14, realm, NOW, NULL, other.nonce,
 					       sizeof(other.nonce)),
 			 0);
 	authz(h, sizeof(h), &other, EDGE_DIGEST_SHA256, "s3cret", "sip:example.com");
 	assert_int_equal(server(&e, h, NOW, false, NULL, 0), EDGE_DIGEST_BAD_NONCE);
 	/* a nonce issued for another realm, replayed here */
-	assert_int_equal(edge_digest_nonce_new(secret, sizeof(secret) - 1, "example.org", NOW,
+	assert_int_equal(edge_digest_nonce_new(secret, sizeof(secret) - 1, "example.org", NOW, NULL,
 					       other.nonce, sizeof(other.nonce)),
 			 0);
 	authz(h, sizeof(h), &other, EDGE_DIGEST_SHA256, "s3cret", "sip:example.com");
@@ -604,7 +634,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    SK_TEST(test_ha1_vectors),	   SK_TEST(test_rfc2617_md5),
 	    SK_TEST(test_rfc7616_sha256),  SK_TEST(test_nonce),
-	    SK_TEST(test_nonce_canonical), SK_TEST(test_challenge),
+	    SK_TEST(test_nonce_canonical), SK_TEST(test_nonce_id), SK_TEST(test_challenge),
 	    SK_TEST(test_sip_register),	   SK_TEST(test_sip_foreign_nonce),
 	    SK_TEST(test_sip_refusals),	   SK_TEST(test_sip_two_realms),
 	    SK_TEST(test_sip_no_qop),	   SK_TEST(test_verify_args),

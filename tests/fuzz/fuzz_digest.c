@@ -44,7 +44,7 @@ static void check_creds(const sip_t *sip, const msg_auth_t *au)
 	    strlen(c.response) != (c.alg == EDGE_DIGEST_SHA256 ? 64u : 32u) ||
 	    (c.qop && (!c.cnonce[0] || strlen(c.nc_text) != 8)))
 		abort();
-	(void)edge_digest_nonce_check(secret, sizeof(secret) - 1, realm, c.nonce, 1700000000, 300);
+	(void)edge_digest_nonce_check(secret, sizeof(secret) - 1, realm, c.nonce, 1700000000, 300, NULL);
 	rc = edge_digest_verify(&c, sip->sip_request->rq_method_name, sip->sip_request->rq_url,
 				ha1[c.alg], c.alg, &r);
 	if (rc != 0)
@@ -102,16 +102,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The input as a nonce: it cannot carry a MAC made with the secret. */
 	memcpy(nonce, data, size);
 	nonce[size] = '\0';
-	if (edge_digest_nonce_check(secret, sizeof(secret) - 1, realm, nonce, 1700000000, 300) !=
+	if (edge_digest_nonce_check(secret, sizeof(secret) - 1, realm, nonce, 1700000000, 300,
+				    NULL) !=
 	    EDGE_DIGEST_NONCE_INVALID)
 		abort();
 	{
+		/* The first 12 bytes of the input as the nonce's id: it comes back whole. */
 		char fresh[EDGE_DIGEST_NONCE_SIZE];
+		struct edge_digest_nonce_id id = {0}, got = {0};
 
-		if (edge_digest_nonce_new(secret, sizeof(secret) - 1, realm, 1700000000, fresh,
-					  sizeof(fresh)) != 0 ||
+		memcpy(&id, data, size < sizeof(id) ? size : sizeof(id));
+		if (edge_digest_nonce_new(secret, sizeof(secret) - 1, realm, 1700000000, &id,
+					  fresh, sizeof(fresh)) != 0 ||
 		    edge_digest_nonce_check(secret, sizeof(secret) - 1, realm, fresh, 1700000000,
-					    300) != EDGE_DIGEST_NONCE_VALID)
+					    300, &got) != EDGE_DIGEST_NONCE_VALID ||
+		    memcmp(&id, &got, sizeof(id)))
 			abort();
 	}
 	free(nonce);

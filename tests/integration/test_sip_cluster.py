@@ -149,11 +149,11 @@ def test_nonce_stale_replay_and_path():
 
 
 def test_nonce_count_other_methods():
-    """Requests other than REGISTER (407, RFC 3261 §22.3) record each nonce-count
-    once: nc 1 by a plain SET NX pipelined with the HGET of the HA1, a later count of
-    the same nonce by a script comparing with the last one (RFC 7616 §3.4: the same
-    nc twice is a replay). Both paths share one record per nonce: every replay gets a
-    fresh 407, every new count goes through (404: nobody is registered as "nobody")."""
+    """Requests other than REGISTER (407, RFC 3261 §22.3): the edge that issued the
+    nonce records each count of it once the response is right (RFC 7616 §3.4: the
+    same nc twice, or a lower one, is a replay). Every replay gets a fresh 407, every
+    new count goes through (404: nobody is registered as "nobody"); a wrong password
+    burns no count; and nothing of it is in Redis (no key per request)."""
     c = Cluster(1, users=USERS, edge_extra=SIPP_EDGE)
     port = c.sip[0]
     cli = RawSip()
@@ -184,11 +184,82 @@ def test_nonce_count_other_methods():
     after = metric(http(c.nodes[0].http["edge"], "/metrics")[1], "skein_edge_auth_total",
                    'result="failed"')
     assert after - before == 3, (before, after)
-    # a wrong password with a fresh count is refused, and burns nothing else
+    # a wrong password with a fresh count is refused, and burns nothing: the same
+    # count with the right password still goes through
     bad = authorization(chal, "MESSAGE", ruri, "alice", "wrong", "MD5", proxy=True,
                         nc="00000004")
     assert send(bad).status == 407
+    assert send(auth(4)).status == 404
     assert send(auth(5)).status == 404
+    text = http(c.nodes[0].http["edge"], "/metrics")[1]
+    assert metric(text, "skein_edge_nonce_checks_total", 'where="local"') == 8, text
+    assert metric(text, "skein_edge_nonce_refused_total", 'why="replay"') == 3, text
+    assert c.redis.cmd("KEYS", "*:nc*") == [], "a nonce-count key in Redis"
+    cli.close()
+
+
+def test_nonce_count_with_the_issuer():
+    """The authenticated retry that reaches another edge (DNS SRV, a failover) is
+    checked with the edge that issued the nonce, over the bus: accepted once, and a
+    replay is refused on either edge. A nonce whose issuer is gone is answered with a
+    fresh challenge, stale=true (RFC 7616 §3.3: the client retries without asking its
+    user), not with a failure."""
+    c = Cluster(2, users=USERS, edge_extra=SIPP_EDGE)
+    cli = RawSip()
+    contact = f"<sip:alice@127.0.0.1:{sipplib.free_ports(1)[0]}>"
+    base = dict(to=f"<sip:alice@{DOMAIN}>", frm=f"<sip:alice@{DOMAIN}>;tag=iss",
+                call_id="nc-issuer-1")
+    extra = f"Contact: {contact}\r\nExpires: 600\r\n"
+    cseq = [0]
+
+    def reg(i, auth=""):
+        cseq[0] += 1
+        cli.send(c.sip[i], request("REGISTER", f"sip:{DOMAIN}", cli.port, extra=extra + auth,
+                                   cseq=cseq[0], **base))
+        r = cli.recv_final(5)
+        assert r is not None, "no answer"
+        return r
+
+    def checks(i):
+        text = http(c.nodes[i].http["edge"], "/metrics")[1]
+        return {k: metric(text, "skein_edge_nonce_checks_total", f'where="{k}"') or 0
+                for k in ("local", "peer")}
+
+    ch = reg(0)
+    assert ch.status == 401, ch.start
+    chal = ch.hdr("www-authenticate")
+
+    def auth(nc):
+        return authorization(chal, "REGISTER", f"sip:{DOMAIN}", "alice", PW["alice"], "MD5",
+                             nc=f"{nc:08x}")
+    # edge 2 asks edge 1, which issued the nonce
+    assert reg(1, auth(1)).status == 200
+    assert checks(1) == {"local": 0, "peer": 1}, checks(1)
+    # the same count again, at the issuer and at the other edge: replays
+    for i in (0, 1):
+        r = reg(i, auth(1))
+        assert r.status == 401 and not any("stale=true" in h for h in r.hdr("www-authenticate")), \
+            (i, r.start, r.hdr("www-authenticate"))
+    # the next count at the issuer, then that one again at the other edge
+    assert reg(0, auth(2)).status == 200
+    r = reg(1, auth(2))
+    assert r.status == 401 and not any("stale=true" in h for h in r.hdr("www-authenticate"))
+    assert checks(0) == {"local": 2, "peer": 0}, checks(0)
+    assert checks(1) == {"local": 0, "peer": 3}, checks(1)
+    assert contacts(c, "alice") == [contact.strip("<>")], contacts(c, "alice")
+    # the issuer goes away (SIGTERM: it leaves the member table): its nonces are
+    # stale on the edge that remains, which challenges with one of its own
+    p = c.nodes[0].procs["edge"]
+    p.terminate()
+    p.wait(timeout=15)
+    r = reg(1, auth(3))
+    assert r.status == 401 and any("stale=true" in h for h in r.hdr("www-authenticate")), \
+        (r.start, r.hdr("www-authenticate"))
+    text = http(c.nodes[1].http["edge"], "/metrics")[1]
+    assert metric(text, "skein_edge_nonce_refused_total", 'why="forgotten"') == 1, text
+    chal = r.hdr("www-authenticate")
+    assert reg(1, auth(1)).status == 200
+    assert checks(1) == {"local": 1, "peer": 4}, checks(1)
     cli.close()
 
 
@@ -213,16 +284,16 @@ def test_lookup_pipelined_with_auth():
         now = counts()
         return {k: now[k] - before[k] for k in now if now[k] != before[k]}
 
-    # on the wire: HGETALL of inbox's bindings reaches Redis before the SET NX of the
-    # nonce-count — the edge did not wait for the credentials' answer to send it
+    # on the wire: HGETALL of inbox's bindings next to the HGET of alice's HA1 — the
+    # edge did not wait for the credentials' answer to send it
     mon = Monitor(c.redis)
     b = counts()
     r = digest_request(port, "MESSAGE", f"sip:inbox@{DOMAIN}", "alice", PW["alice"],
                        body="early")
     assert r is not None and r.status == 200, r and r.start
-    seen = mon.until(lambda ln: '"SET"' in ln and '"NX"' in ln)
+    seen = mon.until(lambda ln: '"HGET"' in ln and "alice@" in ln and ":cred" in ln)
     mon.close()
-    assert any('"HGETALL"' in ln and "inbox@" in ln for ln in seen), seen
+    assert any('"HGETALL"' in ln and "inbox@" in ln for ln in seen[-4:]), seen
     assert delta(b) == {"pipelined": 1}, delta(b)
     inbox.wait_received("MESSAGE", 1)
     assert inbox.trace.find(request="MESSAGE")[0].body.strip() == "early"
@@ -422,4 +493,5 @@ if __name__ == "__main__":
          test_call_across_edges, test_cancel_and_busy,
          test_invite_retransmission_answered_once, test_message_and_routing_answers,
          test_loop_detected_spiral_allowed, test_nonce_stale_replay_and_path,
-         test_nonce_count_other_methods, test_lookup_pipelined_with_auth])
+         test_nonce_count_other_methods, test_nonce_count_with_the_issuer,
+         test_lookup_pipelined_with_auth])
