@@ -293,7 +293,8 @@ static void nc_check(struct edge_auth *a)
 	use.nc = a->c.nc;
 	env.body_case = SKEIN__BUS__V1__ENVELOPE__BODY_NONCE_USE;
 	env.nonce_use = &use;
-	/* Not to "any edge" when the issuer is gone: another one answers FORGOTTEN. */
+	/* When the issuer has just gone, the bus may hand this to another edge: that
+	 * one answers FORGOTTEN (the issuer hash is not its own). */
 	if (sk_bus_request_at(e->bus, "edge", member, &env, 0, 0, on_nc_reply, a))
 		nc_done(a, EDGE_NC_FORGOTTEN);
 }
