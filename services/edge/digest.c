@@ -25,6 +25,12 @@
 #define NONCE_BYTES (NONCE_TIME + NONCE_RAND + NONCE_MAC)
 #define NONCE_CHARS 48 /* 36 * 8 / 6, no padding */
 #define NONCE_LABEL "skein-digest-nonce-v2"
+/* The format before (8 random bytes, no id): recognised so that, during a rolling
+ * upgrade, such a nonce is answered stale=true rather than counted as forged. */
+#define NONCE1_RAND  8
+#define NONCE1_BYTES (NONCE_TIME + NONCE1_RAND + NONCE_MAC)
+#define NONCE1_CHARS 43
+#define NONCE1_LABEL "skein-digest-nonce-v1"
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -234,22 +240,25 @@ static int hmac_sha256(const void *secret, size_t secret_len, const unsigned cha
 	return ok ? 0 : SK_ENOTSUP;
 }
 
-static int nonce_mac(const void *secret, size_t secret_len, const char *realm,
-		     const unsigned char *head, unsigned char mac[NONCE_MAC])
+/* label: NONCE_LABEL with the head's NONCE_TIME + NONCE_RAND bytes, or NONCE1_LABEL
+ * with NONCE_TIME + NONCE1_RAND. */
+static int nonce_mac_v(const void *secret, size_t secret_len, const char *label,
+		       size_t head_len, const char *realm, const unsigned char *head,
+		       unsigned char mac[NONCE_MAC])
 {
 	unsigned char in[sizeof(NONCE_LABEL) + NONCE_TIME + NONCE_RAND + EDGE_DIGEST_REALM_MAX];
 	unsigned char md[32];
-	size_t rlen = strlen(realm), n = 0;
+	size_t rlen = strlen(realm), llen = strlen(label) + 1, n = 0;
 	int err;
 
 	if (rlen > EDGE_DIGEST_REALM_MAX || secret_len == 0 || secret_len > INT32_MAX)
 		return SK_EINVAL;
 	/* The label (with its NUL) separates this MAC from any other use of the secret;
 	 * time and random have fixed sizes, so the realm at the end is unambiguous. */
-	memcpy(in, NONCE_LABEL, sizeof(NONCE_LABEL));
-	n += sizeof(NONCE_LABEL);
-	memcpy(in + n, head, NONCE_TIME + NONCE_RAND);
-	n += NONCE_TIME + NONCE_RAND;
+	memcpy(in, label, llen);
+	n += llen;
+	memcpy(in + n, head, head_len);
+	n += head_len;
 	memcpy(in + n, realm, rlen);
 	n += rlen;
 	if ((err = hmac_sha256(secret, secret_len, in, n, md)))
@@ -257,6 +266,13 @@ static int nonce_mac(const void *secret, size_t secret_len, const char *realm,
 	memcpy(mac, md, NONCE_MAC);
 	OPENSSL_cleanse(md, sizeof(md));
 	return 0;
+}
+
+static int nonce_mac(const void *secret, size_t secret_len, const char *realm,
+		     const unsigned char *head, unsigned char mac[NONCE_MAC])
+{
+	return nonce_mac_v(secret, secret_len, NONCE_LABEL, NONCE_TIME + NONCE_RAND, realm, head,
+			   mac);
 }
 
 static void b64url_encode(const unsigned char *p, size_t n, char *out)
@@ -299,17 +315,17 @@ static int b64url_val(char ch)
 	return c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
-/* Decodes exactly NONCE_CHARS characters into NONCE_BYTES; false on any other length,
- * a character outside the alphabet, or non-zero unused bits (a second spelling). */
-static bool nonce_decode(const char *s, unsigned char out[NONCE_BYTES])
+/* Decodes exactly chars characters into bytes; false on any other length, a character
+ * outside the alphabet, or non-zero unused bits (a second spelling). */
+static bool nonce_decode_n(const char *s, unsigned char *out, size_t bytes, size_t chars)
 {
 	uint32_t acc = 0;
 	int bits = 0;
 	size_t o = 0;
 
-	if (strlen(s) != NONCE_CHARS)
+	if (strlen(s) != chars)
 		return false;
-	for (size_t k = 0; k < NONCE_CHARS; k++) {
+	for (size_t k = 0; k < chars; k++) {
 		int v = b64url_val(s[k]);
 
 		if (v < 0)
@@ -322,7 +338,23 @@ static bool nonce_decode(const char *s, unsigned char out[NONCE_BYTES])
 			acc &= (1u << bits) - 1;
 		}
 	}
-	return o == NONCE_BYTES && acc == 0;
+	return o == bytes && acc == 0;
+}
+
+static bool nonce_decode(const char *s, unsigned char out[NONCE_BYTES])
+{
+	return nonce_decode_n(s, out, NONCE_BYTES, NONCE_CHARS);
+}
+
+/* A nonce of the format before, made with this secret for this realm. */
+static bool nonce_v1(const void *secret, size_t secret_len, const char *realm, const char *nonce)
+{
+	unsigned char raw[NONCE1_BYTES], mac[NONCE_MAC];
+
+	return nonce_decode_n(nonce, raw, NONCE1_BYTES, NONCE1_CHARS) &&
+	       nonce_mac_v(secret, secret_len, NONCE1_LABEL, NONCE_TIME + NONCE1_RAND, realm, raw,
+			   mac) == 0 &&
+	       CRYPTO_memcmp(mac, raw + NONCE_TIME + NONCE1_RAND, NONCE_MAC) == 0;
 }
 
 static void put32(unsigned char *p, uint32_t v)
@@ -374,8 +406,14 @@ enum edge_digest_nonce_state edge_digest_nonce_check(const void *secret, size_t 
 	unsigned char raw[NONCE_BYTES], mac[NONCE_MAC];
 	uint64_t t = 0;
 
-	if (!secret || !realm || !nonce || !nonce_decode(nonce, raw))
+	if (!secret || !realm || !nonce)
 		return EDGE_DIGEST_NONCE_INVALID;
+	if (!nonce_decode(nonce, raw)) {
+		if (id)
+			memset(id, 0, sizeof(*id)); /* names no edge */
+		return nonce_v1(secret, secret_len, realm, nonce) ? EDGE_DIGEST_NONCE_STALE
+								  : EDGE_DIGEST_NONCE_INVALID;
+	}
 	if (nonce_mac(secret, secret_len, realm, raw, mac) != 0 ||
 	    CRYPTO_memcmp(mac, raw + NONCE_TIME + NONCE_RAND, NONCE_MAC) != 0)
 		return EDGE_DIGEST_NONCE_INVALID;

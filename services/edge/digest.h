@@ -89,7 +89,10 @@ enum edge_digest_nonce_state {
  * encoding is accepted, so that one nonce has one spelling (XCAP's replay check in
  * Redis is keyed on the text). The MAC is compared in constant time. A realm mismatch
  * cannot be told apart from a forged nonce: both are INVALID. nonce may be NULL
- * (INVALID). id, when not NULL, gets the nonce's id for VALID and STALE. */
+ * (INVALID). id, when not NULL, gets the nonce's id for VALID and STALE. A nonce of
+ * the format before this one ("-v1", 43 characters, no id) made with this secret and
+ * realm is STALE, whatever its age: during a rolling upgrade its client is asked to
+ * retry (stale=true) rather than counted as sending a forged nonce. */
 enum edge_digest_nonce_state edge_digest_nonce_check(const void *secret, size_t secret_len,
 						     const char *realm, const char *nonce,
 						     uint64_t now, uint32_t max_age_s,

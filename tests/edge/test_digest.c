@@ -240,6 +240,76 @@ static void test_nonce_id(void **state)
 			 EDGE_DIGEST_NONCE_INVALID);
 }
 
+/* A nonce of the format before ("-v1": time, 8 random bytes, MAC; 43 characters),
+ * made here as that code made it. */
+static void v1_nonce(const char *sec, const char *rlm, uint64_t t, char out[44])
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char label[] = "skein-digest-nonce-v1";
+	unsigned char raw[33] = {0}, in[256], md[32];
+	size_t n = 0, mdlen = 0, o = 0;
+
+	for (int k = 0; k < 8; k++)
+		raw[k] = (unsigned char)(t >> (8 * (7 - k)));
+	memcpy(raw + 8, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	memcpy(in, label, sizeof(label));
+	n = sizeof(label);
+	memcpy(in + n, raw, 16);
+	n += 16;
+	memcpy(in + n, rlm, strlen(rlm));
+	n += strlen(rlm);
+	assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, sec, strlen(sec), in, n, md,
+				  sizeof(md), &mdlen));
+	memcpy(raw + 16, md, 16);
+	/* 32 bytes: 10 groups of 3, then 2 bytes in 3 characters */
+	for (size_t k = 0; k < 30; k += 3) {
+		uint32_t v = (uint32_t)raw[k] << 16 | (uint32_t)raw[k + 1] << 8 | raw[k + 2];
+
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = b64[(v >> 6) & 63];
+		out[o++] = b64[v & 63];
+	}
+	{
+		uint32_t v = (uint32_t)raw[30] << 8 | raw[31];
+
+		out[o++] = b64[v >> 10];
+		out[o++] = b64[(v >> 4) & 63];
+		out[o++] = b64[(v & 15) << 2];
+	}
+	out[o] = '\0';
+}
+
+/* A nonce of the format before, made with our secret for this realm, is stale (its
+ * client retries: a rolling upgrade is no wave of "forged nonce" failures) at any age;
+ * with another secret or realm, or altered, it is invalid. */
+static void test_nonce_v1(void **state)
+{
+	struct edge_digest_nonce_id got = {1, 2, 3};
+	const size_t sl = sizeof(secret) - 1;
+	char n[44];
+
+	(void)state;
+	v1_nonce(secret, realm, NOW, n);
+	assert_int_equal(strlen(n), 43);
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW, MAX_AGE, &got),
+			 EDGE_DIGEST_NONCE_STALE);
+	assert_int_equal(got.issuer, 0);
+	assert_int_equal(got.index, 0);
+	assert_int_equal(edge_digest_nonce_check(secret, sl, "example.org", n, NOW, MAX_AGE, NULL),
+			 EDGE_DIGEST_NONCE_INVALID);
+	assert_int_equal(edge_digest_nonce_check("another secret", 14, realm, n, NOW, MAX_AGE, NULL),
+			 EDGE_DIGEST_NONCE_INVALID);
+	n[20] = n[20] == 'A' ? 'B' : 'A';
+	assert_int_equal(edge_digest_nonce_check(secret, sl, realm, n, NOW, MAX_AGE, NULL),
+			 EDGE_DIGEST_NONCE_INVALID);
+	/* the test's own maker agrees with the check on the realm it was made for */
+	v1_nonce(secret, "example.org", NOW - 100000, n);
+	assert_int_equal(edge_digest_nonce_check(secret, sl, "example.org", n, NOW, MAX_AGE, NULL),
+			 EDGE_DIGEST_NONCE_STALE);
+}
+
 /* ---- challenges ---- */
 
 static void test_challenge(void **state)
@@ -634,7 +704,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    SK_TEST(test_ha1_vectors),	   SK_TEST(test_rfc2617_md5),
 	    SK_TEST(test_rfc7616_sha256),  SK_TEST(test_nonce),
-	    SK_TEST(test_nonce_canonical), SK_TEST(test_nonce_id), SK_TEST(test_challenge),
+	    SK_TEST(test_nonce_canonical), SK_TEST(test_nonce_id), SK_TEST(test_nonce_v1),
+	    SK_TEST(test_challenge),
 	    SK_TEST(test_sip_register),	   SK_TEST(test_sip_foreign_nonce),
 	    SK_TEST(test_sip_refusals),	   SK_TEST(test_sip_two_realms),
 	    SK_TEST(test_sip_no_qop),	   SK_TEST(test_verify_args),
