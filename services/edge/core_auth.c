@@ -86,8 +86,8 @@ struct edge_auth {
 	char realm[EDGE_DIGEST_REALM_MAX + 1];
 	char aor[REGDATA_AOR_MAX];
 	struct edge_digest_creds c;
-	/* the cred hash; the key RegisterAuth names for the nonce-count (never written:
-	 * the count is the issuing edge's, RegisterAuth.nc 0) */
+	/* the cred hash; REGISTER only: the key RegisterAuth names for the nonce-count
+	 * (never written: the count is the issuing edge's, RegisterAuth.nc 0) */
 	char key[2][512];
 	/* REGISTER: the HA1 verified with, from the cache or read for this request */
 	char ha1[EDGE_DIGEST_HEX_SIZE];
@@ -431,7 +431,7 @@ static struct edge_auth *auth_start(struct edge *e, struct edge_stx *stx, bool p
 	edge_join(aor, sizeof(aor), a->c.username, "@", realm);
 	if (regdata_aor_norm(a->aor, sizeof(a->aor), aor, &why) ||
 	    regdata_key_cred(a->key[0], sizeof(a->key[0]), e->cluster, a->aor) ||
-	    sk_redis_key(a->key[1], sizeof(a->key[1]), e->cluster, a->aor, "nc")) {
+	    (rcb && sk_redis_key(a->key[1], sizeof(a->key[1]), e->cluster, a->aor, "nc"))) {
 		edge_digest_result_set(&res, EDGE_DIGEST_UNKNOWN_USER, "unusable user name");
 		log_failure(e, stx, a->c.username, realm, &res);
 		challenge(e, stx, proxy, realm, false);
