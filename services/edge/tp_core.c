@@ -232,6 +232,12 @@ static void metrics_init(struct edge_tp *tp, struct sk_metrics *m, const char *p
 	snprintf(n, sizeof(n), "%s_rx_banned_total", prefix);
 	tp->m.rx_banned =
 	    sk_metrics_counter(m, n, "UDP datagrams dropped by the admission hook", NULL, NULL);
+	snprintf(n, sizeof(n), "%s_udp_send_calls_total", prefix);
+	tp->m.udp_calls = sk_metrics_counter(
+	    m, n,
+	    "System calls that sent UDP datagrams (one sendmmsg takes what a loop iteration "
+	    "queued: sip_tx_total{transport=\"udp\"} / this = datagrams per call)",
+	    NULL, NULL);
 	snprintf(n, sizeof(n), "%s_tls_handshake_failures_total", prefix);
 	tp->m.tls_fail = sk_metrics_counter(m, n, "TLS handshakes that failed", NULL, NULL);
 	snprintf(n, sizeof(n), "%s_keepalives_total", prefix);

@@ -52,13 +52,14 @@ struct edge_tp {
 	struct {
 		struct sk_counter *rx[EDGE_PROTO_MAX_], *tx[EDGE_PROTO_MAX_];
 		struct sk_counter *refused, *tls_fail, *keepalives, *dropped;
-		struct sk_counter *shed, *banned, *slow, *rx_banned;
+		struct sk_counter *shed, *banned, *slow, *rx_banned, *udp_calls;
 		struct sk_gauge *conns;
 		struct sk_counter *ws_ok, *ws_rejected, *ws_close[TP_WS_CODES];
 	} m;
 	bool closing;
 	char rxbuf[TP_RXBUF]; /* shared: filled and consumed within one read callback */
 	char *udp_rxbuf;      /* tp_udp.c: TP_UDP_MMSG datagrams of 64 KiB per recvmmsg */
+	struct tp_udp_out *udp_out; /* tp_udp.c: datagrams held for one sendmmsg */
 };
 
 enum flow_state {

@@ -212,6 +212,7 @@ struct edge_tp_stats {
 	uint64_t slow_closed;  /* closed by slow_timeout_ms */
 	uint64_t rx_banned;    /* UDP datagrams dropped by admit */
 	uint64_t rx_dropped, keepalives;
+	uint64_t udp_send_calls; /* sendmmsg/sendmsg calls that sent UDP datagrams */
 	uint64_t ws_upgrades, ws_rejected; /* WebSocket handshakes */
 };
 void edge_tp_stats(const struct edge_tp *tp, struct edge_tp_stats *st);

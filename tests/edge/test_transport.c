@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -260,6 +261,95 @@ static void test_udp_roundtrip(void **state)
 	assert_non_null(strstr(b.data, "skein_edge_keepalives_total 1\n"));
 	assert_non_null(strstr(b.data, "skein_edge_rx_dropped_total 1\n"));
 	sk_buf_release(&b);
+	close(fd);
+	t_stop(&t);
+	sk_deref(metrics);
+}
+
+/* Sends leave in batches (tp_udp.c): in order, one system call for many datagrams; a
+ * datagram the kernel refuses (port 0: EINVAL) is reported with its cookie and the
+ * others still go; closing the transport sends what is held. */
+struct dgrams {
+	char d[48][8];
+	int n;
+};
+
+/* Read what has arrived (idempotent: WAIT_UNTIL evaluates its condition twice). */
+static int drain(int fd, struct dgrams *g)
+{
+	char buf[64];
+	ssize_t n;
+
+	while (g->n < 48 && (n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) >= 0)
+		snprintf(g->d[g->n++], sizeof(g->d[0]), "%.*s", (int)n, buf);
+	return g->n;
+}
+
+static void test_udp_batch(void **state)
+{
+	struct sk_metrics *metrics;
+	struct edge_tp_opts o;
+	struct edge_tp_stats st;
+	struct edge_addr dst, bad;
+	struct sockaddr_in a;
+	struct dgrams g = {.n = 0};
+	char m[32];
+	int fd;
+	uint16_t port;
+	struct t t;
+	struct sk_buf b;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(sk_metrics_alloc(&metrics), 0);
+	o = base_opts(&t);
+	o.metrics = metrics;
+	t_start(&t, &o);
+	fd = sock(SOCK_DGRAM, &port);
+	a = loopback(port);
+	memset(&dst, 0, sizeof(dst));
+	memcpy(&dst.u.sa, &a, sizeof(a));
+	a = loopback(0);
+	memset(&bad, 0, sizeof(bad));
+	memcpy(&bad.u.sa, &a, sizeof(a));
+
+	/* 40 datagrams and a bad one, all before the loop turns: more than one batch */
+	for (int i = 0; i < 40; i++) {
+		snprintf(m, sizeof(m), "d%02d", i);
+		assert_int_equal(edge_tp_send(t.tp, EDGE_PROTO_UDP, &dst, 0, NULL, m, strlen(m),
+					      (uint64_t)i + 1),
+				 0);
+		if (i == 5)
+			assert_int_equal(edge_tp_send(t.tp, EDGE_PROTO_UDP, &bad, 0, NULL, "x", 1, 99), 0);
+	}
+	/* The 33rd send found the batch full and sent it: two calls, 6 datagrams before
+	 * the bad one, 25 after it. The other 9 wait for the loop. */
+	edge_tp_stats(t.tp, &st);
+	assert_int_equal(st.udp_send_calls, 2);
+	assert_int_equal(t.nerr, 1); /* reported at once: the batch was sent at once */
+	assert_int_equal(t.err_cookie[0], 99);
+	assert_int_equal(t.err_code[0], UV_EINVAL);
+	WAIT_UNTIL(&t, drain(fd, &g) >= 40, 2000);
+	for (int i = 0; i < 40; i++) {
+		snprintf(m, sizeof(m), "d%02d", i);
+		assert_string_equal(g.d[i], m);
+	}
+	edge_tp_stats(t.tp, &st);
+	assert_int_equal(st.tx_msgs[EDGE_PROTO_UDP], 41);
+	assert_int_equal(st.udp_send_calls, 3); /* the last 9 in one */
+	sk_buf_init(&b);
+	assert_int_equal(sk_metrics_print(metrics, &b), 0);
+	snprintf(m, sizeof(m), "%" PRIu64 "\n", st.udp_send_calls);
+	assert_non_null(strstr(b.data, "skein_edge_udp_send_calls_total "));
+	assert_non_null(strstr(strstr(b.data, "skein_edge_udp_send_calls_total "), m));
+	sk_buf_release(&b);
+
+	/* Held when the transport closes: sent, not lost. */
+	assert_int_equal(edge_tp_send(t.tp, EDGE_PROTO_UDP, &dst, 0, NULL, "last", 4, 0), 0);
+	edge_tp_close(t.tp);
+	WAIT_UNTIL(&t, drain(fd, &g) >= 41, 2000);
+	assert_string_equal(g.d[40], "last");
+	assert_int_equal(t.nerr, 1);
 	close(fd);
 	t_stop(&t);
 	sk_deref(metrics);
@@ -1043,6 +1133,7 @@ int main(void)
 	    SK_TEST(test_alloc_errors),
 	    SK_TEST(test_out_of_memory),
 	    SK_TEST(test_udp_roundtrip),
+	    SK_TEST(test_udp_batch),
 	    SK_TEST(test_udp_stun),
 	    SK_TEST(test_udp_stun_ipv6),
 	    SK_TEST(test_tcp_pipelined),
