@@ -112,19 +112,26 @@ def cpu_seconds(pids):
     return sum(cpu_ticks(p) for p in pids) / CLK
 
 
-def cpu_split(pids):
-    """(user, system) seconds of the processes: where the time goes (user space:
-    parsing, scripts; kernel: sockets, wake-ups, the hops between processes)."""
-    u = k = 0
+def ctx_switches(pids):
+    """Context switches (voluntary + involuntary) of the processes, every thread counted
+    (/proc/<pid>/task/*/status): exact counts, unlike the kernel's user/system split of
+    CPU time, which it samples by ticks (dropped from the table: it moved by +-50 %
+    between runs)."""
+    n = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            u += int(rest[11])
-            k += int(rest[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return u / CLK, k / CLK
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if "ctxt_switches:" in line:  # voluntary_ and nonvoluntary_
+                            n += int(line.split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return n
 
 
 # ------------------------------------------------------------------ servers
@@ -243,7 +250,7 @@ def run_step(side, kind, rate, seconds, users, workdir, contact):
     roles = side.roles()
     pids = [p for ps in roles.values() for p in ps]
     r0 = {r: cpu_seconds(ps) for r, ps in roles.items()}
-    sp0 = {r: cpu_split(ps) for r, ps in roles.items()}
+    x0 = {r: ctx_switches(ps) for r, ps in roles.items()}
     sport = int(side.addr.rsplit(":", 1)[1])
     c0, t0, d0, s0 = cpu_seconds(pids), time.monotonic(), udp_drops(), socket_drops(sport)
     if kind == "reg":
@@ -253,11 +260,7 @@ def run_step(side, kind, rate, seconds, users, workdir, contact):
     wall = time.monotonic() - t0
     cpu = cpu_seconds(pids) - c0
     by_role = {r: round(cpu_seconds(ps) - r0[r], 3) for r, ps in roles.items()}
-    split = {}
-    for role, ps in roles.items():
-        u1, k1 = cpu_split(ps)
-        split[role] = {"user_s": round(u1 - sp0[role][0], 3),
-                       "sys_s": round(k1 - sp0[role][1], 3)}
+    switches = {r: ctx_switches(ps) - x0[r] for r, ps in roles.items()}
     drops = udp_drops() - d0
     sdrops = socket_drops(sport) - s0
     el = sipp_elapsed(r) or wall
@@ -271,7 +274,7 @@ def run_step(side, kind, rate, seconds, users, workdir, contact):
     clean = (not r.timed_out and ok > 0 and failed < 0.01 * created
              and ok + failed >= 0.99 * calls and achieved >= 0.9 * rate)
     step = {"rate": rate, "calls": calls, "successful": ok, "failed": failed, "retrans": retrans, "udp_rcvbuf_drops": drops, "server_socket_drops": sdrops,
-            "elapsed_s": round(el, 3), "achieved": round(achieved, 1), "server_cpu_s": round(cpu, 3), "cpu_s_by_process": by_role, "cpu_split_by_process": split,
+            "elapsed_s": round(el, 3), "achieved": round(achieved, 1), "server_cpu_s": round(cpu, 3), "cpu_s_by_process": by_role, "ctx_switches_by_process": switches,
             "cpu_us_per_op": round(cpu / ok * 1e6, 1) if ok else None,
             "ops_per_core_s": round(ok / cpu, 1) if cpu > 0 else None,
             "sipp_rc": r.rc, "server_pids": len(pids), "clean": clean}
@@ -378,15 +381,15 @@ def table_rows(sk, ka, reg_users):
                 s["cpu_us_per_op"], k["cpu_us_per_op"], "us", higher_better=False)
             row(f"{label}_per_core_second_at_{rate}", s["ops_per_core_s"], k["ops_per_core_s"],
                 f"{unit}/core-s")
-            # the same CPU split into user space and kernel (every process summed)
-            for part, key in (("user", "user_s"), ("kernel", "sys_s")):
-                def us(step):
-                    sp = step.get("cpu_split_by_process") or {}
-                    if not sp or not step["successful"]:
-                        return None
-                    return round(sum(v[key] for v in sp.values()) / step["successful"] * 1e6, 1)
-                row(f"{label}_{part}_us_per_{'reg' if kind == 'reg' else 'call'}_at_{rate}",
-                    us(s), us(k), "us", higher_better=False)
+            # context switches of every server process (exact; each is a wake-up or a
+            # preemption, the cost a cluster of processes adds to one Kamailio)
+            def per_op(step):
+                x = step.get("ctx_switches_by_process") or {}
+                if not x or not step["successful"]:
+                    return None
+                return round(sum(x.values()) / step["successful"], 2)
+            row(f"{label}_context_switches_per_{'reg' if kind == 'reg' else 'call'}_at_{rate}",
+                per_op(s), per_op(k), "switches", higher_better=False)
         # each side at its own highest clean rate
         if bs and bk:
             row(f"{label}_per_core_second_at_max", bs["ops_per_core_s"], bk["ops_per_core_s"],
