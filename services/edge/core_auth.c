@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_buf.h"
 #include "skein/sk_bus.h"
 #include "skein/sk_daemon.h"
@@ -325,11 +326,7 @@ static void on_nonce_use(struct sk_bus_req *req, const Skein__Bus__V1__Envelope 
 
 uint32_t edge_nc_issuer(const char *member)
 {
-	uint32_t h = 2166136261u;
-
-	for (const unsigned char *p = (const unsigned char *)member; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h;
+	return sk_fnv32_str(SK_FNV32_BASIS, member);
 }
 
 /* Other methods: the response checked against the HA1 just read; takes a's

@@ -10,6 +10,7 @@
  * recently used slot — O(1), no list to maintain, no rehash. */
 #include <stdlib.h>
 #include <string.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 #include "core.h"
@@ -63,12 +64,10 @@ int edge_ha1_alloc(struct edge_ha1_cache **cp, size_t entries)
 
 static uint64_t hash(const char *aor, enum edge_digest_alg alg)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = sk_fnv64_str(SK_FNV64_BASIS, aor);
 
-	for (const unsigned char *p = (const unsigned char *)aor; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	h *= 1099511628211ull; /* the '\0' between the two */
-	h = (h ^ (unsigned)alg) * 1099511628211ull;
+	h = sk_fnv64_byte(h, 0); /* the '\0' between the two */
+	h = sk_fnv64_byte(h, (unsigned)alg);
 	return h ? h : 1;
 }
 

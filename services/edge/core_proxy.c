@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sofia-sip/sip_header.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
@@ -825,7 +826,7 @@ static void on_auth(struct edge *e, struct edge_stx *stx, bool ok, const char *u
  * that comes back would otherwise look like a spiral.) FNV-1a, 64 bits. */
 static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = SK_FNV64_BASIS;
 	char buf[1024];
 	const msg_header_t *parts[3] = {(const msg_header_t *)sip->sip_route,
 					(const msg_header_t *)sip->sip_call_id,
@@ -834,9 +835,7 @@ static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 	size_t n;
 
 	(void)msg;
-#define MIX(p, n)                                          \
-	for (size_t i_ = 0; i_ < (size_t)(n); i_++)       \
-		h = (h ^ (unsigned char)(p)[i_]) * 1099511628211ull;
+#define MIX(p, n) (h = sk_fnv64(h, (p), (n)))
 	url_e(buf, sizeof(buf), sip->sip_request->rq_url);
 	MIX(buf, strnlen(buf, sizeof(buf)));
 	for (int i = 0; i < 3; i++) {
@@ -844,11 +843,11 @@ static void loop_hash(msg_t *msg, sip_t *sip, char out[EDGE_BRANCH_TAG_MAX + 1])
 		if (parts[i])
 			msg_header_field_e(buf, sizeof(buf), parts[i], 0);
 		MIX(buf, strnlen(buf, sizeof(buf)));
-		h = (h ^ 0xff) * 1099511628211ull;
+		h = sk_fnv64_byte(h, 0xff);
 	}
 	if (sip->sip_from && sip->sip_from->a_tag)
 		MIX(sip->sip_from->a_tag, strlen(sip->sip_from->a_tag));
-	h = (h ^ 0xfe) * 1099511628211ull;
+	h = sk_fnv64_byte(h, 0xfe);
 	if (sip->sip_to && sip->sip_to->a_tag)
 		MIX(sip->sip_to->a_tag, strlen(sip->sip_to->a_tag));
 	/* the CSeq number's decimal digits, as the header spells it */

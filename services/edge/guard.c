@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 #include "guard.h"
@@ -267,11 +268,7 @@ static size_t ip_hash(const struct guard_ip *ip)
 {
 	/* FNV-1a: sources are not chosen by an attacker to collide beyond what linear
 	 * probing in a half-empty table absorbs; the table is bounded anyway. */
-	uint64_t h = 1469598103934665603ull;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ ip->b[i]) * 1099511628211ull;
-	return (size_t)(h ^ (h >> 29));
+	return sk_hash_fold(sk_fnv64(SK_FNV64_BASIS, ip->b, 16));
 }
 
 static void refill(struct bucket *b, uint64_t now_ns, double rate, double burst)

@@ -3,6 +3,7 @@
  * tp_ws/tp_ws_http (WebSocket). */
 #include <stdio.h>
 #include <string.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
@@ -46,7 +47,7 @@ void tp_send_error(struct edge_tp *tp, uint64_t cookie, int err)
 static size_t addr_hash(enum edge_proto p, const struct edge_addr *a)
 {
 	const unsigned char *b;
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)p;
+	uint64_t h = SK_FNV64_BASIS ^ (uint64_t)p;
 	size_t n;
 
 	if (a->u.sa.sa_family == AF_INET6) {
@@ -56,10 +57,8 @@ static size_t addr_hash(enum edge_proto p, const struct edge_addr *a)
 		b = (const unsigned char *)&a->u.in.sin_addr;
 		n = 4;
 	}
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	h = (h ^ edge_addr_port(a)) * 1099511628211ull;
-	return (size_t)(h ^ (h >> 29));
+	h = sk_fnv64(h, b, n);
+	return sk_hash_fold(sk_fnv64_byte(h, edge_addr_port(a)));
 }
 
 static int table_grow(struct edge_tp *tp)

@@ -2,6 +2,7 @@
  * hash keyed by the address (IPv4 or IPv6, port ignored) with an entry per source that
  * has a connection, so that admission is O(1) with 10,000 flows. */
 #include <string.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 #include "tp_int.h"
@@ -30,11 +31,7 @@ static void key_of(const struct edge_addr *a, uint8_t ip[16])
 
 static size_t key_hash(const uint8_t ip[16])
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ ip[i]) * 1099511628211ull;
-	return (size_t)(h ^ (h >> 29));
+	return sk_hash_fold(sk_fnv64(SK_FNV64_BASIS, ip, 16));
 }
 
 static struct tp_src **slot(const struct edge_tp *tp, const uint8_t ip[16])

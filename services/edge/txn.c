@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sofia-sip/msg_header.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
@@ -74,21 +75,12 @@ void txn_htab_del(struct txn_htab *t, struct txn_hnode *n)
 	}
 }
 
-uint64_t txn_hash(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 0x100000001b3ull;
-	return h;
-}
-
 uint64_t txn_hash_lower(uint64_t h, const char *s)
 {
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32 : c)) * 0x100000001b3ull;
+		h = sk_fnv64_byte(h, c >= 'A' && c <= 'Z' ? c + 32u : c);
 	}
 	return h;
 }

@@ -9,6 +9,7 @@
 #include <sofia-sip/sip_protos.h>
 #include "sipmsg.h"
 #include "txn.h"
+#include "skein/sk_hash.h"
 
 #define TXN_CONTAINER(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
@@ -36,7 +37,10 @@ static inline struct txn_hnode *txn_htab_first(const struct txn_htab *t, uint64_
 }
 
 /* Seeded FNV-1a: keys come from the network, the seed keeps collisions unguessable. */
-uint64_t txn_hash(uint64_t h, const void *p, size_t n);
+static inline uint64_t txn_hash(uint64_t h, const void *p, size_t n)
+{
+	return sk_fnv64(h, p, n);
+}
 uint64_t txn_hash_lower(uint64_t h, const char *s);
 
 /* ---- timers, driven by one uv_timer_t ----

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "xsafe.h"
+#include "skein/sk_hash.h"
 #include "skein/sk_buf.h"
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
@@ -26,12 +27,8 @@ const char *reginfo_event_name(enum reginfo_event e)
 
 void reginfo_id(char *out, size_t size, const char *prefix, const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = sk_fnv64_str(SK_FNV64_BASIS, s);
 
-	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
 	snprintf(out, size, "%s%016llx", prefix ? prefix : "", (unsigned long long)h);
 }
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "skein/sk_hash.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
@@ -347,10 +348,8 @@ static int rls_fetch(struct registrar *r, const char *aor, pres_fetch_cb *cb, vo
  * across NOTIFYs so the subscriber sees the same back-end subscription). */
 static void instance_id(char out[24], const char *aor)
 {
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+	uint64_t h = sk_fnv64_str(SK_FNV64_BASIS, aor);
 
-	for (const char *c = aor; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
 	snprintf(out, 24, "i%016llx", (unsigned long long)h);
 }
 
