@@ -22,9 +22,13 @@ children), read before and after each step.
 Figures (per side): the highest clean rate; at the highest rate clean on BOTH sides
 (same offered load), the server CPU time per successful registration / call and the
 registrations / calls per server core-second (successful / server CPU seconds).
+Then, at that common rate, --pairs alternated steps of the two sides (both stay up
+from their ramps on): the median of the pairs' ratios is the headline
+(`*_per_core_second_paired_at_R`), robust to the host's speed drifting between the
+ramps.
 
 Usage: sip_bench.py --build BUILD --json OUT [--users 2000] [--step-seconds 5]
-                    [--only reg|call] [--profile DIR]
+                    [--only reg|call] [--pairs 3] [--profile DIR]
 --profile DIR: instead of the ramp, run a steady load (--profile-reg-rate,
 --profile-call-rate) against Skein with `perf record -g` on the edge, registrar and
 redis-server and write perf reports to DIR. Everything on 127.0.0.1; every process is
@@ -35,6 +39,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -332,33 +337,72 @@ def idle(side, seconds=2.0):
     return round((cpu_seconds(pids) - c0) / seconds, 4)
 
 
-def bench_side(side_cls, users, args, workdir, deadline, **kw):
+def bench_side(side, users, args, workdir, deadline, uas_timeout):
+    """The ramps of one side (left running, with its call UAS: `paired` needs both)."""
     from sipplib import SippServer, free_ports, register
-    side = side_cls(users, **kw) if kw else side_cls(users)
     out = {"reg": [], "call": []}
-    uas = None
-    try:
-        out["idle_cpu_per_s"] = idle(side)
-        log(f"  {side.name:8} idle: {out['idle_cpu_per_s']} CPU-s per s")
-        contact = f"127.0.0.1:{free_ports(1)[0]}"  # REGISTER Contact (nothing listens)
-        if args.only in (None, "reg"):
-            out["reg"] = ramp(side, "reg", REG_RATES, args.step_seconds, users, workdir, contact,
-                              deadline)
-        if args.only in (None, "call"):
-            uas = quiet(SippServer("uas.xml", timeout_s=int(args.step_seconds * len(CALL_RATES) * 4 + 60),
-                                   workdir=workdir, name=f"{side.name}_uas")).start()
-            register(side.addr, UAS_USER, PASSWORD_FMT.format(UAS_USER), uas.addr,
-                     workdir=workdir)
-            out["call"] = ramp(side, "call", CALL_RATES, args.step_seconds, users, workdir,
-                               contact, deadline)
-    finally:
-        if uas:
-            uas.stop()
-        side.stop()
+    out["idle_cpu_per_s"] = idle(side)
+    log(f"  {side.name:8} idle: {out['idle_cpu_per_s']} CPU-s per s")
+    side.contact = f"127.0.0.1:{free_ports(1)[0]}"  # REGISTER Contact (nothing listens)
+    if args.only in (None, "reg"):
+        out["reg"] = ramp(side, "reg", REG_RATES, args.step_seconds, users, workdir,
+                          side.contact, deadline)
+    if args.only in (None, "call"):
+        side.uas = quiet(SippServer("uas.xml", timeout_s=uas_timeout, workdir=workdir,
+                                    name=f"{side.name}_uas")).start()
+        register(side.addr, UAS_USER, PASSWORD_FMT.format(UAS_USER), side.uas.addr,
+                 workdir=workdir)
+        out["call"] = ramp(side, "call", CALL_RATES, args.step_seconds, users, workdir,
+                           side.contact, deadline)
     return out
 
 
-def table_rows(sk, ka, reg_users):
+def few_failures(step):
+    n = step["successful"] + step["failed"]
+    return bool(step["successful"] and step["ops_per_core_s"] and step["failed"] < 0.01 * n)
+
+
+def common_rate(sk_steps, ka_steps):
+    """The highest rate clean on both sides (None if there is none)."""
+    common = [s["rate"] for s in sk_steps if s["clean"] and at_rate(ka_steps, s["rate"])]
+    return max(common) if common else None
+
+
+def paired(sides, sk, ka, args, users, workdir, deadline):
+    """The headline again, robust to a shared machine: at each kind's common rate, steps of
+    both sides alternated (Skein, Kamailio, Kamailio, Skein, ...: a drift of the host's
+    speed during the run hits both alike), --pairs times; per pair the ratio of the two
+    ops per core-second, and their median. A ramp runs one side's steps minutes after
+    the other's, and the host's speed moved the ratio by up to 30 % between runs."""
+    out = {}
+    for kind in ("reg", "call"):
+        rate = common_rate(sk[kind], ka[kind])
+        if rate is None or args.pairs <= 0:
+            continue
+        pairs = []
+        for i in range(args.pairs):
+            if time.monotonic() > deadline:
+                log(f"  paired {kind}: time budget reached after {i} pairs")
+                break
+            order = sides if i % 2 == 0 else sides[::-1]
+            got = {}
+            for side in order:
+                got[side.name] = run_step(side, kind, rate, args.step_seconds, users, workdir,
+                                          side.contact)
+                time.sleep(0.5)
+            a, b = got["skein"], got["kamailio"]
+            # a pair counts when both steps had < 1 % failures (the targets' criterion):
+            # at the top of the ramps a loaded host can leave a step short of the
+            # offered rate, which makes it unclean for the ramp but not mismeasured
+            ratio = (round(a["ops_per_core_s"] / b["ops_per_core_s"], 3)
+                     if few_failures(a) and few_failures(b) else None)
+            pairs.append({"skein": a, "kamailio": b, "ratio": ratio})
+            log(f"  paired {kind} at {rate}/s, pair {i + 1}: ratio {ratio}")
+        out[kind] = {"rate": rate, "pairs": pairs}
+    return out
+
+
+def table_rows(sk, ka, reg_users, pairs=None):
     rows = []
 
     def row(metric, s, r, unit, higher_better=True):
@@ -373,9 +417,8 @@ def table_rows(sk, ka, reg_users):
         bs, bk = best(sk[kind]), best(ka[kind])
         row(f"{label}_max_clean_rate", bs and bs["achieved"], bk and bk["achieved"], f"{unit}/s")
         # same offered load on both sides: the highest rate clean on both
-        common = [s["rate"] for s in sk[kind] if s["clean"] and at_rate(ka[kind], s["rate"])]
-        if common:
-            rate = max(common)
+        rate = common_rate(sk[kind], ka[kind])
+        if rate is not None:
             s, k = at_rate(sk[kind], rate), at_rate(ka[kind], rate)
             row(f"{label}_cpu_per_{'reg' if kind == 'reg' else 'call'}_at_{rate}",
                 s["cpu_us_per_op"], k["cpu_us_per_op"], "us", higher_better=False)
@@ -390,6 +433,19 @@ def table_rows(sk, ka, reg_users):
                 return round(sum(x.values()) / step["successful"], 2)
             row(f"{label}_context_switches_per_{'reg' if kind == 'reg' else 'call'}_at_{rate}",
                 per_op(s), per_op(k), "switches", higher_better=False)
+        # the paired steps at the common rate: the median ratio (the ratio column),
+        # the median ops per core-second of each side (the figure columns)
+        pk = (pairs or {}).get(kind) or {}
+        ok = [p for p in pk.get("pairs", []) if p["ratio"]]
+        if ok:
+            ratios = sorted(p["ratio"] for p in ok)
+            rows.append({"metric": f"{label}_per_core_second_paired_at_{pk['rate']}",
+                         "skein": round(statistics.median(p["skein"]["ops_per_core_s"] for p in ok), 1),
+                         "reference": round(statistics.median(p["kamailio"]["ops_per_core_s"]
+                                                              for p in ok), 1),
+                         "ratio": round(statistics.median(ratios), 3),
+                         "unit": f"{unit}/core-s (median of {len(ok)} alternated pairs: "
+                                 f"{', '.join(str(r) for r in ratios)})"})
         # each side at its own highest clean rate
         if bs and bk:
             row(f"{label}_per_core_second_at_max", bs["ops_per_core_s"], bk["ops_per_core_s"],
@@ -461,6 +517,8 @@ def main():
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--step-seconds", type=float, default=5)
     ap.add_argument("--budget", type=float, default=600, help="seconds for the whole ramp set")
+    ap.add_argument("--pairs", type=int, default=3,
+                    help="alternated Skein/Kamailio steps at each common rate (0: none)")
     ap.add_argument("--only", choices=("reg", "call"))
     ap.add_argument("--kam-children", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the work dir (sipp screens, logs)")
@@ -483,16 +541,29 @@ def main():
     deadline = time.monotonic() + args.budget
     t0 = time.monotonic()
     log(f"sip bench: {args.users} users, steps of {args.step_seconds:g} s; work dir {workdir}")
-    sk = bench_side(SkeinSide, users, args, workdir, deadline)
-    ka = bench_side(KamailioSide, users, args, workdir, deadline, tmp=workdir,
-                    children=args.kam_children)
-    rows = table_rows(sk, ka, args.users)
+    # Both sides stay up to the end (each idles while the other is measured: ~1 % of a
+    # core) so that the paired steps can alternate them.
+    sides, pairs = [], {}
+    uas_timeout = int(args.budget + args.pairs * 4 * (args.step_seconds + 5) + 300)
+    try:
+        sides.append(SkeinSide(users))
+        sk = bench_side(sides[0], users, args, workdir, deadline, uas_timeout)
+        sides.append(KamailioSide(users, tmp=workdir, children=args.kam_children))
+        ka = bench_side(sides[1], users, args, workdir, deadline, uas_timeout)
+        pairs = paired(sides, sk, ka, args, users, workdir,
+                       deadline + args.pairs * 4 * (args.step_seconds + 5))
+    finally:
+        for side in sides:
+            if getattr(side, "uas", None):
+                side.uas.stop()
+            side.stop()
+    rows = table_rows(sk, ka, args.users, pairs)
     doc = {"benchmark": "sip", "results": rows,
            "setup": {"users": args.users, "step_seconds": args.step_seconds,
                      "kamailio_children": args.kam_children,
                      "clean": "failed < 1% and achieved >= 90% of offered",
                      "auth": "digest MD5 qop=auth: 401 on REGISTER, 407 on initial INVITE, both sides"},
-           "steps": {"skein": sk, "kamailio": ka}, "seconds": round(time.monotonic() - t0, 1)}
+           "steps": {"skein": sk, "kamailio": ka}, "paired": pairs, "seconds": round(time.monotonic() - t0, 1)}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(doc, f)
