@@ -550,8 +550,10 @@ def main():
         sk = bench_side(sides[0], users, args, workdir, deadline, uas_timeout)
         sides.append(KamailioSide(users, tmp=workdir, children=args.kam_children))
         ka = bench_side(sides[1], users, args, workdir, deadline, uas_timeout)
+        # the ramps' budget plus ~12 s per pair and kind: bounded under run.sh's outer
+        # timeout (720 s) when the ramps used their whole budget (600 s)
         pairs = paired(sides, sk, ka, args, users, workdir,
-                       deadline + args.pairs * 4 * (args.step_seconds + 5))
+                       deadline + args.pairs * 2 * (args.step_seconds + 7))
     finally:
         for side in sides:
             if getattr(side, "uas", None):
