@@ -19,6 +19,9 @@ PKGS=(
 	fail2ban
 	# test: the TLS policy check (tests/integration/test_edge_tls_policy.py)
 	sslscan
+	# test: the scanners every SIP server on the Internet meets, svmap, svwar and
+	# svcrack (tests/integration/test_sipvicious.py)
+	sipvicious
 	# test: a real browser for JsSIP over WebSocket (playwright-core and jssip come
 	# from npm into the build tree, tests/integration/browserlib.py)
 	chromium fonts-liberation nodejs

@@ -11,7 +11,7 @@ probe every SIP server on the Internet) against a running 2-edge cluster:
   (20th in its list), and the ban holds on the other edge; with the ban disabled the
   same run finds the password (the control: the test can fail).
 
-sipvicious 0.3.4's svwar and svcrack ignore -b (they bind every address) and so send
+sipvicious 0.3.3's (Debian 12) svwar and svcrack ignore -b (they bind every address) and so send
 from 127.0.0.1: these clusters do not trust 127.0.0.1, unlike the other tests'."""
 import re
 import socket
