@@ -544,16 +544,16 @@ def main():
     # Both sides stay up to the end (each idles while the other is measured: ~1 % of a
     # core) so that the paired steps can alternate them.
     sides, pairs = [], {}
-    uas_timeout = int(args.budget + args.pairs * 4 * (args.step_seconds + 5) + 300)
+    # ~12 s per pair and kind past the ramps' budget: bounded under run.sh's outer
+    # timeout (720 s) when the ramps used their whole budget (600 s)
+    pair_budget = args.pairs * 2 * (args.step_seconds + 7)
+    uas_timeout = int(args.budget + pair_budget + 300)
     try:
         sides.append(SkeinSide(users))
         sk = bench_side(sides[0], users, args, workdir, deadline, uas_timeout)
         sides.append(KamailioSide(users, tmp=workdir, children=args.kam_children))
         ka = bench_side(sides[1], users, args, workdir, deadline, uas_timeout)
-        # the ramps' budget plus ~12 s per pair and kind: bounded under run.sh's outer
-        # timeout (720 s) when the ramps used their whole budget (600 s)
-        pairs = paired(sides, sk, ka, args, users, workdir,
-                       deadline + args.pairs * 2 * (args.step_seconds + 7))
+        pairs = paired(sides, sk, ka, args, users, workdir, deadline + pair_budget)
     finally:
         for side in sides:
             if getattr(side, "uas", None):

@@ -49,7 +49,6 @@ struct tp_udp_out {
 	struct edge_tp *tp; /* not a reference: the handles close with the listener */
 	uv_prepare_t prep;
 	uv_check_t check;
-	bool started;
 	unsigned n;
 	size_t used;
 	struct mmsghdr mh[UDP_OUT_MAX];
@@ -395,7 +394,6 @@ static int out_open(struct edge_tp *tp)
 	/* Both only fill in the handle (libuv returns 0 on every platform). */
 	(void)uv_prepare_init(tp->loop, &q->prep);
 	(void)uv_check_init(tp->loop, &q->check);
-	q->started = true;
 	q->prep.data = sk_ref(q);
 	q->check.data = sk_ref(q);
 	uv_prepare_start(&q->prep, on_prepare);
@@ -412,10 +410,8 @@ static void out_close(struct edge_tp *tp)
 	if (!q)
 		return;
 	udp_flush(tp);
-	if (q->started) {
-		uv_close((uv_handle_t *)&q->prep, out_close_cb);
-		uv_close((uv_handle_t *)&q->check, out_close_cb);
-	}
+	uv_close((uv_handle_t *)&q->prep, out_close_cb);
+	uv_close((uv_handle_t *)&q->check, out_close_cb);
 	tp->udp_out = sk_deref(q);
 }
 
@@ -426,19 +422,12 @@ int tp_udp_send(struct edge_tp *tp, const struct edge_addr *dst, const void *dat
 	socklen_t alen;
 	unsigned i;
 
-	if (!tp->udp)
+	if (!tp->udp || !q) /* q goes with the listener (tp_udp_close) */
 		return SK_ENOTCONN;
 	if (len > TP_UDP_MAX)
 		return SK_EMSGSIZE;
 	alen = dst->u.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 					       : sizeof(struct sockaddr_in);
-	if (!q) {
-		int err = queue_send(tp, &dst->u.sa, data, len, cookie);
-
-		if (!err)
-			TP_COUNT(tp, tx[EDGE_PROTO_UDP], tx_msgs[EDGE_PROTO_UDP]);
-		return err;
-	}
 	if (q->n == UDP_OUT_MAX || q->used + len > UDP_OUT_BYTES)
 		udp_flush(tp);
 	/* still full (an error handler sent again) or the listener gone: directly */

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sofia-sip/msg_header.h>
-#include "skein/sk_hash.h"
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
 #include "skein/sk_mem.h"
