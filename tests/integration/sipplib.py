@@ -21,57 +21,20 @@ Conventions shared by every client scenario (so one XML runs against any proxy):
 Every run is bounded twice: sipp -timeout (with -timeout_error) and a
 subprocess timeout a few seconds later that kills the process."""
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 
-from skeinlib import Fatal, _procs, tmpdir, wait_for
+from skeinlib import Fatal, _procs, free_ports, port_busy, tmpdir, wait_for  # noqa: F401 (re-exported)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCEN = os.path.join(HERE, "sipp")
 DOMAIN = "skein.test"
-PORT_RANGE = (15000, 19999)
 # -key defaults every scenario may use: [expires] = REGISTER Expires
 DEFAULT_KEYS = {"expires": 3600}
 # options a scenario needs to work at all (see the comment at the top of the XML)
 SCENARIO_OPTS = {"uac_retrans.xml": ["-default_behaviors", "all,-abortunexp"]}
-_handed_out = set()
-
-
-# ---------------------------------------------------------------- ports
-
-def port_busy(port, proto="udp", host="127.0.0.1"):
-    """True when host:port cannot be bound for proto ('udp' or 'tcp')."""
-    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind((host, port))
-            return False
-        except OSError:
-            return True
-
-
-def free_ports(n=1, span=1):
-    """n port numbers in 15000-19999, each the start of `span` consecutive ports
-    that are free on 127.0.0.1 for both UDP and TCP right now and not handed out
-    before by this process (other testers share the machine: ports are picked
-    at random, then probed)."""
-    out = []
-    for _ in range(2000):
-        if len(out) == n:
-            return out
-        p = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - span)
-        block = range(p, p + span)
-        if any(q in _handed_out for q in block):
-            continue
-        if any(port_busy(q, "udp") or port_busy(q, "tcp") for q in block):
-            continue
-        _handed_out.update(block)
-        out.append(p)
-    raise RuntimeError(f"no {n} free port blocks of {span} in {PORT_RANGE}")
 
 
 # ---------------------------------------------------------------- traces

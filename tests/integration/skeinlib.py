@@ -6,6 +6,7 @@ PID when the test ends, whatever happens."""
 import atexit
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -85,10 +86,48 @@ def stop_group(proc, timeout):
             continue
 
 
+# Ports for servers under test come from a range below the kernel's ephemeral
+# range (net.ipv4.ip_local_port_range, 32768-60999 on Debian): a port found free
+# by bind(0) lies inside it, and any client connect() (a redis-cli, a test's own
+# socket) can take it before the daemon binds it -- "address in use".
+PORT_RANGE = (15000, 19999)
+_handed_out = set()
+
+
+def port_busy(port, proto="udp", host="127.0.0.1"):
+    """True when host:port cannot be bound for proto ('udp' or 'tcp')."""
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((host, port))
+            return False
+        except OSError:
+            return True
+
+
+def free_ports(n=1, span=1):
+    """n port numbers in PORT_RANGE, each the start of `span` consecutive ports
+    that are free on 127.0.0.1 for both UDP and TCP right now and not handed out
+    before by this process (other testers share the machine: ports are picked
+    at random, then probed)."""
+    out = []
+    for _ in range(2000):
+        if len(out) == n:
+            return out
+        p = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - span)
+        block = range(p, p + span)
+        if any(q in _handed_out for q in block):
+            continue
+        if any(port_busy(q, "udp") or port_busy(q, "tcp") for q in block):
+            continue
+        _handed_out.update(block)
+        out.append(p)
+    raise RuntimeError(f"no {n} free port blocks of {span} in {PORT_RANGE}")
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """One port for a server under test (see free_ports)."""
+    return free_ports(1)[0]
 
 
 class Fatal(Exception):
