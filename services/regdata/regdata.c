@@ -9,25 +9,17 @@
 #include "skein/sk_err.h"
 #include "skein/sk_redis.h"
 #include "regdata.h"
+#include "regdata_lua.h"
 
-/* KEYS: reg, exp[, meta]. Time from Redis, so edge clocks do not matter. */
+/* KEYS: reg, exp, meta (the last two read only to move bindings of the three-key
+ * layout, regdata_lua.h). Time from Redis, so edge clocks do not matter. */
 const char REGDATA_LUA_LOOKUP[] =
-	"local t = redis.call('TIME')\n"
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-	"local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)\n"
-	"for _, k in ipairs(old) do\n"
-	"  redis.call('HDEL', KEYS[1], k)\n"
-	"  if KEYS[3] then redis.call('HDEL', KEYS[3], k) end\n"
-	"end\n"
-	"if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end\n"
+	REGDATA_LUA_LOAD REGDATA_LUA_BY_EXPIRY
+	"local order, blob, score = load(redis.call('HGETALL', KEYS[1]))\n"
 	"local out = {}\n"
-	"local live = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')\n"
-	"for i = 1, #live, 2 do\n"
-	"  local b = redis.call('HGET', KEYS[1], live[i])\n"
-	"  if b then\n"
-	"    out[#out + 1] = b\n"
-	"    out[#out + 1] = math.ceil((tonumber(live[i + 1]) - now) / 1000)\n"
-	"  end\n"
+	"for _, k in ipairs(by_expiry(order, score)) do\n"
+	"  out[#out + 1] = blob[k]\n"
+	"  out[#out + 1] = math.ceil((score[k] - now) / 1000)\n"
 	"end\n"
 	"return out\n";
 

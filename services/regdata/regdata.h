@@ -9,11 +9,14 @@
  *   <c>:{<domain>}:users       SET of user parts provisioned in <domain>
  *   <c>:{<user@domain>}:cred   HASH ha1_md5, ha1_sha256 (hex), created_ms;
  *                              never the password
- *   <c>:{<user@domain>}:reg    HASH binding key -> packed skein.sip.v1.Binding
- *   <c>:{<user@domain>}:exp    ZSET binding key -> expiry (ms, Redis TIME)
- *   <c>:{<user@domain>}:meta   HASH binding key -> "<cseq> <registered_ms> <call-id>",
- *                              what the registration script compares (it never
- *                              decodes a Binding); written and read only by it
+ *   <c>:{<user@domain>}:reg    HASH binding key -> packed skein.sip.v1.Binding, and
+ *                              beside each "\1<binding key>" -> "<expiry ms, Redis
+ *                              TIME> <cseq> <registered_ms> <call-id>", what the
+ *                              scripts compare (they never decode a Binding)
+ *   <c>:{<user@domain>}:exp    (until issue 6's session 11) ZSET binding key -> expiry
+ *   <c>:{<user@domain>}:meta   (until then) HASH binding key -> "<cseq> <registered_ms>
+ *                              <call-id>"; the scripts move what they find there into
+ *                              :reg and delete both
  *   <c>:{domains}:limits       HASH "<domain>:call_limit" / "<domain>:call_rate" ->
  *                              per-domain overrides of the edge's call limits
  *   <c>:{<user@domain>}:calls  ZSET Call-ID -> expiry (ms): calls in progress (edge)
@@ -21,9 +24,11 @@
  *
  * The binding key is "<instance>|<reg_id>" when the contact has +sip.instance (RFC
  * 5626 §6: a new flow of one instance and reg-id replaces the old), else the contact
- * URI. Expired bindings are filtered by every reader against Redis TIME and purged
- * lazily by the scripts below (no global sweeper); each key also carries a PEXPIRE
- * at the latest binding expiry, so an AOR nobody touches disappears by itself. */
+ * URI; neither starts with byte 1 (REGDATA_META_MARK: regdata_register_prepare
+ * refuses a contact or instance with a control character). Expired bindings are
+ * filtered by every reader against Redis TIME and purged lazily by the scripts below
+ * (no global sweeper); :reg also carries a PEXPIRE at the latest binding expiry, so an
+ * AOR nobody touches disappears by itself. */
 #ifndef SKEIN_REGDATA_H
 #define SKEIN_REGDATA_H
 #include <stdbool.h>
@@ -33,6 +38,8 @@
 #include "skein/sip/v1/registrar.pb-c.h"
 
 #define REGDATA_AOR_MAX 256
+/* The first byte of the :reg fields that are not bindings. */
+#define REGDATA_META_MARK '\1'
 /* Contact values one REGISTER may carry, and the longest contact URI kept. */
 #define REGDATA_REQ_CONTACTS_MAX 32
 #define REGDATA_URI_MAX		 1024
@@ -69,12 +76,13 @@ int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis
 
 /* Lua scripts (registered with sk_redis_script_add, or EVAL from tools).
  *
- * REGDATA_LUA_LOOKUP: KEYS = reg, exp. Purges expired bindings, returns a flat array
- *   { packed Binding, seconds left, ... } of the live ones. Readers decode each with
- *   regdata_binding_decode() (or all at once with regdata_bindings_from_reply()) and
- *   set expires_in from the seconds. An optional
- *   KEYS[3] (meta) is purged too (every caller gives it); without it the registration
- *   script drops the orphans at the next change of the binding set.
+ * Both take KEYS = reg, exp, meta: exp and meta are the keys of the three-key layout,
+ * read (and deleted) only when reg holds a binding without its "\1" field.
+ *
+ * REGDATA_LUA_LOOKUP: KEYS = reg, exp, meta. Purges expired bindings, returns a flat
+ *   array { packed Binding, seconds left, ... } of the live ones, by expiry. Readers
+ *   decode each with regdata_binding_decode() (or all at once with
+ *   regdata_bindings_from_reply()) and set expires_in from the seconds.
  *
  * REGDATA_LUA_REGISTER: KEYS = reg, exp, meta [, cred, nonce-count]. One REGISTER,
  *   atomically (RFC 3261 §10.3 steps 6-8, RFC 5626 §6). Called with the arguments
@@ -102,9 +110,10 @@ int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis
  *     (field 14) appended as protobuf varints: protobuf keeps the last value of a
  *     scalar field, and C leaves both at 0 (not encoded), so the blob stays opaque to
  *     Lua. registered_ms is kept across refreshes within one Call-ID;
- *   - sets PEXPIRE on every key of the AOR at the latest expiry + REGDATA_TTL_SLACK_MS
- *     (DEL when no binding is left).
- *   Nothing is written when the request fails. */
+ *   - sets PEXPIRE on reg at the latest expiry + REGDATA_TTL_SLACK_MS (DEL when no
+ *     binding is left).
+ *   Nothing is written when the request fails, but for what a read does anyway:
+ *   expired bindings purged, the three-key layout moved into reg. */
 extern const char REGDATA_LUA_LOOKUP[];
 extern const char REGDATA_LUA_REGISTER[];
 #define REGDATA_TTL_SLACK_MS 60000

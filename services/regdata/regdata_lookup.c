@@ -56,11 +56,14 @@ int regdata_bindings_from_hash(struct regdata_bindings *out, const void *reply,
 		if (!out->b)
 			return SK_ENOMEM;
 	}
-	/* field (the binding key), value (the packed Binding) */
+	/* field (the binding key), value (the packed Binding); the fields beside them
+	 * ("\1<key>", what the registration script compares) are not bindings */
 	for (size_t i = 0; i + 1 < r->elements; i += 2) {
-		const redisReply *v = r->element[i + 1];
+		const redisReply *f = r->element[i], *v = r->element[i + 1];
 		Skein__Sip__V1__Binding *b;
 
+		if (f->type == REDIS_REPLY_STRING && f->len && f->str[0] == REGDATA_META_MARK)
+			continue;
 		if (v->type != REDIS_REPLY_STRING) {
 			regdata_bindings_free(out);
 			return SK_EPROTO;

@@ -7,11 +7,11 @@
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 #include "regdata.h"
+#include "regdata_lua.h"
 
-#define STR_(x) #x
-#define STR(x)	STR_(x)
-
-/* KEYS: reg, exp, meta [, cred, nonce-count] (the last two with RegisterRequest.auth).
+/* KEYS: reg, exp, meta [, cred, nonce-count] (the last two with RegisterRequest.auth;
+ * exp and meta are the three-key layout's, read only to move its bindings into reg,
+ * regdata_lua.h).
  * ARGV: call-id, cseq, mode ('q' query, 's' Contact: *, 'u' update, 'r' update only
  *       when it is a pure refresh, else {0, 'defer', 0, 0, 0}), max_contacts,
  *       n, [HA1 field, HA1, nc, nc ttl s,] then n x (binding key, expires in s (0
@@ -23,15 +23,14 @@
  * Byte 16 ('\16') is the protobuf tag of field 2 (expires_at_ms, varint), 112 ('\112')
  * that of field 14 (registered_ms); Lua numbers are exact up to 2^53 ms.
  *
- * Cost (issue 6): a REGISTER is the hottest script of the cluster, so it reads each
- * key once — one ZRANGE WITHSCORES gives the live bindings, the expired ones (the
- * purge only runs when there are some), the count and their scores, and the state
- * after the writes is computed here rather than read back; meta and reg are read
- * with one HMGET each, and the bindings just written are answered from the Lua side.
- * A refresh of the only binding is 9 calls, 11 with the digest check (it was 16
- * here plus 3 in the edge's own script). */
+ * Cost (issue 6): a REGISTER is the hottest script of the cluster. One hash per AOR
+ * holds each binding and, beside it, what the script compares ("\1<key>": expiry,
+ * CSeq, registered_ms, Call-ID), so one HGETALL reads everything, one HSET writes a
+ * binding and one PEXPIRE keeps the key: a refresh of the only binding is 4 calls, 6
+ * with the digest check (it was 9 and 11 with the three keys, 16 plus 3 in the edge's
+ * own script before that). */
 const char REGDATA_LUA_REGISTER[] =
-	"local reg, exp, meta = KEYS[1], KEYS[2], KEYS[3]\n"
+	"local reg = KEYS[1]\n"
 	"local callid, cseq, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
 	"local base = 6\n"
 	/* 'r': the edge writes a pure refresh itself (docs/edge.md). Anything else —
@@ -68,8 +67,7 @@ const char REGDATA_LUA_REGISTER[] =
 	"  end\n"
 	"  base = 10\n"
 	"end\n"
-	"local t = redis.call('TIME')\n"
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	REGDATA_LUA_LOAD REGDATA_LUA_BY_EXPIRY
 	/* One string.char: Lua interns every string it makes. */
 	"local function varint(x)\n"
 	/* Unix ms from 1971 to 2109 take 6 bytes: one string.char, no table (Lua
@@ -89,86 +87,48 @@ const char REGDATA_LUA_REGISTER[] =
 	"  b[i] = x\n"
 	"  return string.char(unpack(b))\n"
 	"end\n"
-	"local z = redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')\n"
+	/* Numbers go to Redis as strings made once, with the integer format: Lua's own
+	 * conversion is a %.14g printf per use. */
+	"local function metaval(e, fs)\n"
+	"  return string.format('%d', e) .. ' ' .. ARGV[2] .. ' ' .. fs .. ' ' .. callid\n"
+	"end\n"
+	"local z = redis.call('HGETALL', reg)\n"
 	/* The common REGISTER of all: the edge refreshing the only binding of an AOR
 	 * (one device, one contact). Straight-line, no tables: the general path below
 	 * spends most of Redis' time per REGISTER in the Lua interpreter (issue 6). Same
 	 * commands, checks, writes and answer as the general path for this case; anything
-	 * else (an expired binding to purge, another binding, not live) goes there. */
-	"if direct and ARGV[5] == '1' and #z == 2 and z[1] == ARGV[base] and tonumber(z[2]) > now then\n"
-	"  local k, secs = z[1], tonumber(ARGV[base + 1])\n"
-	"  local m = redis.call('HGET', meta, k)\n"
-	"  local c, rs, id\n"
-	"  if m then\n"
-	"    c, rs, id = string.match(m, '^(%d+) (%d+) (.*)$')\n"
-	"    c = tonumber(c)\n"
+	 * else (an expired binding, another binding, the old layout) goes there. */
+	"if direct and ARGV[5] == '1' and #z == 4 then\n"
+	"  local k, m = ARGV[base], nil\n"
+	"  if z[1] == k and z[3] == M .. k then m = z[4]\n"
+	"  elseif z[3] == k and z[1] == M .. k then m = z[2] end\n"
+	"  local e0, c, rs, id\n"
+	"  if m then e0, c, rs, id = string.match(m, '^(%d+) (%d+) (%d+) (.*)$') end\n"
+	"  if e0 and tonumber(e0) > now then\n"
+	"    local secs = tonumber(ARGV[base + 1])\n"
+	"    if secs == 0 or id == callid and tonumber(c) >= cseq then return {0, 'defer', 0, 0, 0} end\n"
+	"    if KEYS[5] then\n"
+	"      local no = nc_check()\n"
+	"      if no then return no end\n"
+	"    end\n"
+	"    local first, fs = now, nil\n"
+	"    if id == callid then first, fs = tonumber(rs), rs end\n"
+	"    local e = now + secs * 1000\n"
+	"    local b = ARGV[base + 2] .. '\\16' .. varint(e) .. '\\112' .. varint(first)\n"
+	"    redis.call('HSET', reg, k, b, M .. k, metaval(e, fs or string.format('%d', first)))\n"
+	"    redis.call('PEXPIRE', reg, string.format('%d', e - now + " REGDATA_STR(REGDATA_TTL_SLACK_MS) "))\n"
+	"    return {200, 'ok', 0, 1, 0, b, secs}\n"
 	"  end\n"
-	"  if secs == 0 or id == callid and c >= cseq then return {0, 'defer', 0, 0, 0} end\n"
-	"  if KEYS[5] then\n"
-	"    local no = nc_check()\n"
-	"    if no then return no end\n"
-	"  end\n"
-	"  local first, fs = now, nil\n"
-	"  if id == callid and rs then first, fs = tonumber(rs), rs end\n"
-	"  local e = now + secs * 1000\n"
-	"  local b = ARGV[base + 2] .. '\\16' .. varint(e) .. '\\112' .. varint(first)\n"
-	"  redis.call('HSET', reg, k, b)\n"
-	"  redis.call('HSET', meta, k, ARGV[2] .. ' ' .. (fs or string.format('%d', first)) .. ' ' .. callid)\n"
-	"  redis.call('ZADD', exp, string.format('%d', e), k)\n"
-	"  local ttl = string.format('%d', e - now + " STR(REGDATA_TTL_SLACK_MS) ")\n"
-	"  redis.call('PEXPIRE', reg, ttl)\n"
-	"  redis.call('PEXPIRE', exp, ttl)\n"
-	"  redis.call('PEXPIRE', meta, ttl)\n"
-	"  return {200, 'ok', 0, 1, 0, b, secs}\n"
 	"end\n"
-	/* The general path's tables and helpers: made after the fast path, which then
-	 * leaves the Lua garbage collector less to do. */
 	"local maxc, n = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
 	/* order: the live binding keys; score: key -> expiry (ms), nil when not live. */
-	"local order, score, old = {}, {}, {}\n"
-	/* Commands over a list of fields, in chunks: unpack() has a stack limit. */
-	"local function each(cmd, key, list)\n"
-	"  for i = 1, #list, 1000 do\n"
-	"    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
-	"  end\n"
-	"end\n"
-	"local function hmget(key, list)\n"
-	"  local got = {}\n"
-	"  for i = 1, #list, 1000 do\n"
-	"    local p = redis.call('HMGET', key, unpack(list, i, math.min(i + 999, #list)))\n"
-	"    for j = 1, #p do got[list[i + j - 1]] = p[j] end\n"
-	"  end\n"
-	"  return got\n"
-	"end\n"
-	"for i = 1, #z, 2 do\n"
-	"  local s = tonumber(z[i + 1])\n"
-	"  if s <= now then\n"
-	"    old[#old + 1] = z[i]\n"
-	"  else\n"
-	"    order[#order + 1] = z[i]\n"
-	"    score[z[i]] = s\n"
-	"  end\n"
-	"end\n"
-	"if #old > 0 then\n"
-	"  each('HDEL', reg, old)\n"
-	"  each('HDEL', meta, old)\n"
-	"  redis.call('ZREMRANGEBYSCORE', exp, '-inf', now)\n"
-	"end\n"
-	/* The reply lists every live binding, by expiry as ZRANGE would; blobs holds
-	 * those written by this request. */
-	"local function answer(code, tag, a, r, d, blobs)\n"
-	"  local out, want = {code, tag, a, r, d}, {}\n"
-	"  blobs = blobs or {}\n"
-	"  for _, k in ipairs(order) do\n"
-	"    if not blobs[k] then want[#want + 1] = k end\n"
-	"  end\n"
-	"  local got = #want > 0 and hmget(reg, want)\n"
-	"  for _, k in ipairs(order) do\n"
-	"    local b = blobs[k] or got and got[k]\n"
-	"    if b then\n"
-	"      out[#out + 1] = b\n"
-	"      out[#out + 1] = math.ceil((score[k] - now) / 1000)\n"
-	"    end\n"
+	"local order, blob, score, meta = load(z)\n"
+	/* The reply lists every live binding, by expiry as ZRANGE of the old ZSET did. */
+	"local function answer(code, tag, a, r, d)\n"
+	"  local out = {code, tag, a, r, d}\n"
+	"  for _, k in ipairs(by_expiry(order, score)) do\n"
+	"    out[#out + 1] = blob[k]\n"
+	"    out[#out + 1] = math.ceil((score[k] - now) / 1000)\n"
 	"  end\n"
 	"  return out\n"
 	"end\n"
@@ -189,29 +149,20 @@ const char REGDATA_LUA_REGISTER[] =
 	"end\n"
 	/* Plan first: a request that fails writes nothing. What the plan reads of each
 	 * binding (live?, first registration, Call-ID) serves the writes too. */
-	"local lk = {}\n"
-	"for _, k in ipairs(keys) do\n"
-	"  if score[k] then lk[#lk + 1] = k end\n"
-	"end\n"
-	"local metas = hmget(meta, lk)\n"
 	"local before = #order\n"
 	"local after, same, changes = before, 0, 0\n"
 	"for _, k in ipairs(keys) do\n"
 	"  local op = ops[k]\n"
 	"  local live = score[k] ~= nil\n"
 	"  local c, rs, id\n"
-	"  if live and metas[k] then\n"
-	"    c, rs, id = string.match(metas[k], '^(%d+) (%d+) (.*)$')\n"
-	"    c = tonumber(c)\n"
-	"  end\n"
+	"  if live then c, rs, id = meta[k][1], meta[k][2], meta[k][3] end\n"
 	"  op[3], op[4], op[5] = live, rs, id\n"
 	"  if direct and (not live or op[1] == 0 or id == callid and c >= cseq) then\n"
 	"    return {0, 'defer', 0, 0, 0}\n"
 	"  end\n"
 	"  if live and id == callid and c > cseq then return answer(500, 'cseq', 0, 0, 0) end\n"
 	"  if live and id == callid and c == cseq then\n"
-	"    local cur = redis.call('HGET', reg, k) or ''\n"
-	"    if op[1] == 0 or string.sub(cur, 1, #op[2] + 1) ~= op[2] .. '\\16' then\n"
+	"    if op[1] == 0 or string.sub(blob[k], 1, #op[2] + 1) ~= op[2] .. '\\16' then\n"
 	"      return answer(500, 'cseq', 0, 0, 0)\n"
 	"    end\n"
 	"    same = same + 1\n"
@@ -231,20 +182,20 @@ const char REGDATA_LUA_REGISTER[] =
 	"  if no then return no end\n"
 	"end\n"
 	"local added, refreshed, removed = 0, 0, 0\n"
-	"local hs, ms, zs, dels, blobs = {}, {}, {}, {}, {}\n"
+	"local hs, dels = {}, {}\n"
 	"for _, k in ipairs(keys) do\n"
 	"  local op = ops[k]\n"
 	"  local live = op[3]\n"
 	"  if op[1] == 0 then\n"
 	"    if live then\n"
-	"      dels[#dels + 1] = k\n"
+	"      dels[#dels + 1], dels[#dels + 2] = k, M .. k\n"
 	"      score[k] = nil\n"
 	"      removed = removed + 1\n"
 	"    end\n"
 	"  else\n"
 	"    local first, fs = now, nil\n"
 	"    if live then\n"
-	"      if op[5] == callid and op[4] then first, fs = tonumber(op[4]), op[4] end\n"
+	"      if op[5] == callid then first, fs = tonumber(op[4]), op[4] end\n"
 	"      refreshed = refreshed + 1\n"
 	"    else\n"
 	"      added = added + 1\n"
@@ -252,26 +203,14 @@ const char REGDATA_LUA_REGISTER[] =
 	"    end\n"
 	"    local e = now + op[1] * 1000\n"
 	"    local b = op[2] .. '\\16' .. varint(e) .. '\\112' .. varint(first)\n"
-	/* Numbers go to Redis as strings made once, with the integer format: Lua's
-	 * own conversion is a %.14g printf per use. */
-	"    fs = fs or string.format('%d', first)\n"
 	"    hs[#hs + 1], hs[#hs + 2] = k, b\n"
-	"    ms[#ms + 1], ms[#ms + 2] = k, ARGV[2] .. ' ' .. fs .. ' ' .. callid\n"
-	"    zs[#zs + 1], zs[#zs + 2] = string.format('%d', e), k\n"
-	"    score[k], blobs[k] = e, b\n"
+	"    hs[#hs + 1], hs[#hs + 2] = M .. k, metaval(e, fs or string.format('%d', first))\n"
+	"    score[k], blob[k] = e, b\n"
 	"  end\n"
 	"end\n"
-	"if #dels > 0 then\n"
-	"  each('HDEL', reg, dels)\n"
-	"  each('HDEL', meta, dels)\n"
-	"  each('ZREM', exp, dels)\n"
-	"end\n"
-	"if #hs > 0 then\n"
-	"  redis.call('HSET', reg, unpack(hs))\n"
-	"  redis.call('HSET', meta, unpack(ms))\n"
-	"  redis.call('ZADD', exp, unpack(zs))\n"
-	"end\n"
-	/* The state after the writes, in ZRANGE's order (score, then key). */
+	"if #dels > 0 then each('HDEL', reg, dels) end\n"
+	"if #hs > 0 then each('HSET', reg, hs) end\n"
+	/* The state after the writes. */
 	"local live, top = {}, 0\n"
 	"for _, k in ipairs(order) do\n"
 	"  if score[k] then\n"
@@ -279,33 +218,13 @@ const char REGDATA_LUA_REGISTER[] =
 	"    if score[k] > top then top = score[k] end\n"
 	"  end\n"
 	"end\n"
-	"if #live > 1 and #hs > 0 then\n"
-	"  table.sort(live, function(a, b)\n"
-	"    if score[a] ~= score[b] then return score[a] < score[b] end\n"
-	"    return a < b\n"
-	"  end)\n"
-	"end\n"
 	"order = live\n"
 	"if #live == 0 then\n"
-	"  redis.call('DEL', reg, exp, meta)\n"
+	"  redis.call('DEL', reg, KEYS[2], KEYS[3])\n"
 	"else\n"
-	"  local ttl = string.format('%d', top - now + " STR(REGDATA_TTL_SLACK_MS) ")\n"
-	"  redis.call('PEXPIRE', reg, ttl)\n"
-	"  redis.call('PEXPIRE', exp, ttl)\n"
-	"  redis.call('PEXPIRE', meta, ttl)\n"
-	/* Every purge drops meta too (the lookup script is given it); what a purge
-	 * without it left (older versions) is dropped at the next change of the binding
-	 * set — not on a refresh, the common REGISTER: one command less. An orphan is
-	 * harmless meanwhile: meta is read only for live bindings. */
-	"  if added + removed > 0 and redis.call('HLEN', meta) > #live then\n"
-	"    local gone = {}\n"
-	"    for _, k in ipairs(redis.call('HKEYS', meta)) do\n"
-	"      if not score[k] then gone[#gone + 1] = k end\n"
-	"    end\n"
-	"    each('HDEL', meta, gone)\n"
-	"  end\n"
+	"  redis.call('PEXPIRE', reg, string.format('%d', top - now + " REGDATA_STR(REGDATA_TTL_SLACK_MS) "))\n"
 	"end\n"
-	"return answer(200, 'ok', added, refreshed, removed, blobs)\n";
+	"return answer(200, 'ok', added, refreshed, removed)\n";
 
 #define FIXED_ARGS 14 /* 5 keys + 9 ARGV before the contacts */
 #define HA1_MAX	   128 /* hex SHA-256 is 64; anything longer is not ours */
@@ -383,6 +302,17 @@ static int pack_binding(struct slot *s, const Skein__Sip__V1__RegisterRequest *r
 	return 0;
 }
 
+/* A control character: none is valid unescaped in a SIP URI or a quoted +sip.instance
+ * (RFC 3261 §25.1), and byte 1 starts the hash fields that are not bindings
+ * (REGDATA_META_MARK). */
+static bool has_ctl(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 /* RFC 3261 §10.3 steps 6 and 7, before anything is stored: 0 when the request may go
  * to Redis, else 1 with res set. */
 static int check(struct regdata_reg_result *res, const Skein__Sip__V1__RegisterRequest *rq,
@@ -407,7 +337,8 @@ static int check(struct regdata_reg_result *res, const Skein__Sip__V1__RegisterR
 		int64_t e;
 
 		if (!c->uri || !*c->uri || strlen(c->uri) > REGDATA_URI_MAX ||
-		    (c->instance && strlen(c->instance) > REGDATA_URI_MAX)) {
+		    (c->instance && strlen(c->instance) > REGDATA_URI_MAX) || has_ctl(c->uri) ||
+		    has_ctl(c->instance)) {
 			res_set(res, 400, "Invalid Contact");
 			return 1;
 		}

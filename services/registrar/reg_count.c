@@ -1,8 +1,11 @@
 /* reg_count: the cluster's live registrations for /metrics (skein_registrar_bindings,
- * skein_registrar_aors), counted by walking the :exp sorted sets with SCAN — a page of
- * keys at a time, never KEYS, so Redis is not blocked — and ZCOUNT of the unexpired
- * members. One full walk every count_interval; every registrar reports the same
- * cluster-wide figure (take one, do not sum).
+ * skein_registrar_aors), counted by walking the :reg hashes with SCAN — a page of
+ * keys at a time, never KEYS, so Redis is not blocked — and reading each one's "\1"
+ * fields (HSCAN MATCH: the expiry leads each, regdata.h; the packed bindings stay in
+ * Redis). An AOR still in the three-key layout of earlier versions has none: its
+ * :exp ZSET is counted (ZCOUNT) until a REGISTER or lookup moves it. One full walk
+ * every count_interval; every registrar reports the same cluster-wide figure (take
+ * one, do not sum).
  *
  * The pages are paced: a walk is spread over about half of count_interval (the gap
  * between pages from the number of pages of the walk before, 1 ms to PACE_MAX_MS).
@@ -15,6 +18,7 @@
 #include <string.h>
 #include "skein/sk_err.h"
 #include "skein/sk_log.h"
+#include "skein/sk_mem.h"
 #include "skein/sk_metrics.h"
 #include "skein/sk_redis.h"
 #include "skein/sk_sys.h"
@@ -74,11 +78,10 @@ static void on_pace(uv_timer_t *t)
 		page();
 }
 
-static void on_zcount(int err, struct redisReply *r, void *arg)
+static void one_done(uint64_t live)
 {
-	(void)arg;
-	if (!err && r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-		rc.bindings += (uint64_t)r->integer;
+	if (live) {
+		rc.bindings += live;
 		rc.aors++;
 	}
 	if (--rc.pending == 0) {
@@ -87,10 +90,60 @@ static void on_zcount(int err, struct redisReply *r, void *arg)
 	}
 }
 
+static void on_zcount(int err, struct redisReply *r, void *arg)
+{
+	(void)arg;
+	one_done(!err && r && r->type == REDIS_REPLY_INTEGER && r->integer > 0
+			 ? (uint64_t)r->integer
+			 : 0);
+}
+
+/* Bindings live at now_ms among the "\1" fields of one HSCAN page; false when the
+ * hash has none (the three-key layout). A hash of more fields than one page covers
+ * (COUNT 1024; max_contacts is far below) is counted from its first page. */
+static bool count_meta(const struct redisReply *fields, uint64_t now_ms, uint64_t *live)
+{
+	bool any = false;
+
+	*live = 0;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		const struct redisReply *v = fields->element[i + 1];
+		char *end;
+
+		if (v->type != REDIS_REPLY_STRING)
+			continue;
+		any = true;
+		if (strtoull(v->str, &end, 10) > now_ms && *end == ' ')
+			(*live)++;
+	}
+	return any;
+}
+
+static void on_hscan(int err, struct redisReply *r, void *arg)
+{
+	struct sk_redis *redis = sk_daemon_redis(rc.r->d);
+	char *key = arg, now[24];
+	uint64_t live = 0;
+	size_t n;
+
+	if (!err && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_ARRAY &&
+	    !count_meta(r->element[1], sk_sys_unix_ms(), &live) && (n = strlen(key)) > 4 &&
+	    !strcmp(key + n - 4, ":reg")) {
+		memcpy(key + n - 4, ":exp", 4);
+		snprintf(now, sizeof(now), "(%llu", (unsigned long long)sk_sys_unix_ms());
+		if (sk_redis_cmdf(redis, on_zcount, NULL, "ZCOUNT %s %s +inf", key, now) == 0) {
+			sk_deref(key);
+			return; /* the ZCOUNT ends this key */
+		}
+	}
+	sk_deref(key);
+	one_done(live);
+}
+
 static void on_scan(int err, struct redisReply *r, void *arg)
 {
 	struct sk_redis *redis = sk_daemon_redis(rc.r->d);
-	char now[24];
 
 	(void)arg;
 	rc.busy = false;
@@ -102,15 +155,18 @@ static void on_scan(int err, struct redisReply *r, void *arg)
 	}
 	memcpy(rc.cursor, r->element[0]->str, r->element[0]->len);
 	rc.cursor[r->element[0]->len] = 0;
-	snprintf(now, sizeof(now), "(%llu", (unsigned long long)sk_sys_unix_ms());
 	for (size_t i = 0; i < r->element[1]->elements; i++) {
 		const struct redisReply *k = r->element[1]->element[i];
+		char *key;
 
-		if (k->type == REDIS_REPLY_STRING &&
-		    sk_redis_cmdf(redis, on_zcount, NULL, "ZCOUNT %b %s +inf", k->str, k->len,
-				  now) == 0) {
+		if (k->type != REDIS_REPLY_STRING || !(key = sk_strndup(k->str, k->len)))
+			continue;
+		if (sk_redis_cmdf(redis, on_hscan, key, "HSCAN %s 0 MATCH %b COUNT 1024", key,
+				  "\1*", (size_t)2) == 0) {
 			rc.pending++;
 			rc.busy = true;
+		} else {
+			sk_deref(key);
 		}
 	}
 	if (rc.pending == 0)
@@ -122,7 +178,7 @@ static void page(void)
 	struct sk_redis *redis = sk_daemon_redis(rc.r->d);
 	char match[300];
 
-	snprintf(match, sizeof(match), "%s:{*}:exp", rc.r->cluster);
+	snprintf(match, sizeof(match), "%s:{*}:reg", rc.r->cluster);
 	if (sk_redis_cmdf(redis, on_scan, NULL, "SCAN %s MATCH %s COUNT " REG_COUNT_PAGE,
 			  rc.cursor, match) == 0)
 		rc.busy = true;

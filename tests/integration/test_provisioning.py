@@ -150,11 +150,20 @@ def test_reg_show():
     redis.cmd("ZADD", f"{CLUSTER}:{{alice@example.com}}:exp", "1", "sip:a@192.0.2.1")
     assert ok(conf, "reg", "show", "alice@example.com")["bindings"] == []
     assert redis.cmd("EXISTS", f"{CLUSTER}:{{alice@example.com}}:reg") == 0
-    # A live one is shown (a Binding with only its contact set, field 1).
+    # A live one is shown (a Binding with only its contact set, field 1); this one in
+    # the three-key layout of earlier versions, which the lookup moves into :reg.
     redis.cmd("HSET", f"{CLUSTER}:{{alice@example.com}}:reg", "sip:a@192.0.2.1", b"\x0a\x0fsip:a@192.0.2.1")
     redis.cmd("ZADD", f"{CLUSTER}:{{alice@example.com}}:exp", "99999999999999", "sip:a@192.0.2.1")
     b = ok(conf, "reg", "show", "alice@example.com")["bindings"]
     assert len(b) == 1 and b[0]["contact"] == "sip:a@192.0.2.1" and b[0]["expires_in"] > 0, b
+    assert redis.cmd("EXISTS", f"{CLUSTER}:{{alice@example.com}}:exp") == 0
+    assert redis.cmd("HGET", f"{CLUSTER}:{{alice@example.com}}:reg",
+                     "\x01sip:a@192.0.2.1").startswith(b"99999999999999 0 0 ")
+    # One in the one-hash layout, beside it: both shown.
+    redis.cmd("HSET", f"{CLUSTER}:{{alice@example.com}}:reg", "sip:a@192.0.2.2",
+              b"\x0a\x0fsip:a@192.0.2.2", "\x01sip:a@192.0.2.2", "99999999999998 1 1 c")
+    b = ok(conf, "reg", "show", "alice@example.com")["bindings"]
+    assert sorted(x["contact"] for x in b) == ["sip:a@192.0.2.1", "sip:a@192.0.2.2"], b
 
 
 def test_redis_down():

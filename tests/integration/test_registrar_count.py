@@ -16,7 +16,7 @@ def scans(lines, cluster):
     out = []
     for ln in lines:
         parts = ln.split('"')
-        if len(parts) > 7 and parts[1] == "SCAN" and parts[7] == f"{cluster}:{{*}}:exp":
+        if len(parts) > 7 and parts[1] == "SCAN" and parts[7] == f"{cluster}:{{*}}:reg":
             out.append((float(ln.split()[0].lstrip("+")), parts[3]))
     return out
 
@@ -29,10 +29,26 @@ def test_walk_paced_and_exact():
     for i, (user, pw) in enumerate(USERS):
         r, _ = digest_register(c.sip[0], user, pw, f"<sip:{user}@127.0.0.1:{6501 + i}>")
         assert r is not None and r.status == 200, r and r.start
+    # an AOR still in the three-key layout of earlier versions (two live bindings, one
+    # expired): counted from its expiry ZSET until a REGISTER moves it
+    carol = "t:{carol@" + DOMAIN + "}"
+    for i, score in enumerate(("99999999999999", "99999999999999", "1")):
+        c.redis.cmd("HSET", f"{carol}:reg", f"sip:carol@192.0.2.{i}", "x")
+        c.redis.cmd("ZADD", f"{carol}:exp", score, f"sip:carol@192.0.2.{i}")
     reg = c.nodes[0].http["registrar"]
+    wait_for(lambda: metric(http(reg, "/metrics")[1], "skein_registrar_aors") == 3, 15,
+             "skein_registrar_aors == 3")
+    assert metric(http(reg, "/metrics")[1], "skein_registrar_bindings") == 4
+    # alice's binding expired (its expiry, which leads the field beside it, in the
+    # past): no longer counted, nor is her AOR
+    alice = "t:{alice@" + DOMAIN + "}:reg"
+    c.redis.cmd("EVAL", "for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do "
+                "if string.byte(f) == 1 then redis.call('HSET', KEYS[1], f, "
+                "(string.gsub(redis.call('HGET', KEYS[1], f), '^%d+', '1000'))) end end "
+                "return 1", "1", alice)
     wait_for(lambda: metric(http(reg, "/metrics")[1], "skein_registrar_aors") == 2, 15,
              "skein_registrar_aors == 2")
-    assert metric(http(reg, "/metrics")[1], "skein_registrar_bindings") == 2
+    assert metric(http(reg, "/metrics")[1], "skein_registrar_bindings") == 3
 
     # two walks' worth: the first after a walk of this keyspace is paced
     mon = Monitor(c.redis)

@@ -67,14 +67,16 @@ static uint64_t redis_now_ms(void)
 }
 
 /* A stored value as the registration script writes it: the packed Binding with
- * expires_at_ms set (the script appends it as a varint; packing it is the same). */
+ * expires_at_ms set (the script appends it as a varint; packing it is the same) and,
+ * beside it, the "\1" field with the expiry; or, `legacy`, as versions before the
+ * one-hash layout did: the expiry in the exp ZSET instead. */
 static void put(const char *aor, const char *contact, uint32_t q, uint64_t exp_ms,
-		uint64_t reg_ms)
+		uint64_t reg_ms, bool legacy)
 {
 	Skein__Sip__V1__Binding b = SKEIN__SIP__V1__BINDING__INIT;
 	uint8_t buf[512];
 	size_t n;
-	char key[256];
+	char key[256], meta[64];
 	redisReply *r;
 
 	b.contact = (char *)contact;
@@ -83,13 +85,35 @@ static void put(const char *aor, const char *contact, uint32_t q, uint64_t exp_m
 	b.registered_ms = reg_ms;
 	n = skein__sip__v1__binding__pack(&b, buf);
 	snprintf(key, sizeof(key), "t:{%s}:reg", aor);
-	r = srv_cmd("HSET %s %s %b", key, contact, buf, n);
+	snprintf(meta, sizeof(meta), "%llu 1 %llu cid", (unsigned long long)exp_ms,
+		 (unsigned long long)reg_ms);
+	if (legacy)
+		r = srv_cmd("HSET %s %s %b", key, contact, buf, n);
+	else
+		r = srv_cmd("HSET %s %s %b \1%s %s", key, contact, buf, n, contact, meta);
 	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
 	freeReplyObject(r);
-	/* the exp ZSET the script keeps beside it, for the comparison below */
+	if (!legacy)
+		return;
 	snprintf(key, sizeof(key), "t:{%s}:exp", aor);
 	r = srv_cmd("ZADD %s %llu %s", key, (unsigned long long)exp_ms, contact);
 	assert_non_null(r);
+	freeReplyObject(r);
+}
+
+/* The lookup script's answer for aor, decoded. */
+static void script_lookup(const char *aor, struct regdata_bindings *out)
+{
+	char k[3][256];
+	redisReply *r;
+
+	snprintf(k[0], sizeof(k[0]), "t:{%s}:reg", aor);
+	snprintf(k[1], sizeof(k[1]), "t:{%s}:exp", aor);
+	snprintf(k[2], sizeof(k[2]), "t:{%s}:meta", aor);
+	r = srv_cmd("EVAL %s 3 %s %s %s", REGDATA_LUA_LOOKUP, k[0], k[1], k[2]);
+	assert_non_null(r);
+	assert_int_equal(regdata_bindings_from_reply(out, r, NULL), 0);
 	freeReplyObject(r);
 }
 
@@ -106,43 +130,59 @@ static void test_lookup_live_sorted(void **state)
 	uint64_t now = redis_now_ms();
 	struct regdata_bindings ref;
 	struct t t;
-	redisReply *r;
 
 	(void)state;
 	freeReplyObject(srv_cmd("FLUSHALL"));
-	put("alice@example.com", "sip:a@192.0.2.1", 500, now + 60000, now - 5000);
-	put("alice@example.com", "sip:a@192.0.2.2", 1000, now + 3600000, now - 9000);
-	put("alice@example.com", "sip:a@192.0.2.3", 1000, now + 30500, now - 1000);
-	put("alice@example.com", "sip:a@192.0.2.4", 1000, now - 1000, now - 90000); /* expired */
-
 	t_client(&t);
-	assert_int_equal(regdata_lookup(t.r, "t", "alice@example.com", &t.bs, on_lookup, &t), 0);
-	WAIT_UNTIL(&t, t.calls == 1, 3000);
-	assert_int_equal(t.err, 0);
-	assert_int_equal(t.bs.n, 3);
-	/* q first, then the newest registration */
-	assert_string_equal(t.bs.b[0]->contact, "sip:a@192.0.2.3");
-	assert_string_equal(t.bs.b[1]->contact, "sip:a@192.0.2.2");
-	assert_string_equal(t.bs.b[2]->contact, "sip:a@192.0.2.1");
-	assert_in_range(t.bs.b[0]->expires_in, 30, 31);
-	assert_in_range(t.bs.b[1]->expires_in, 3599, 3600);
-	assert_in_range(t.bs.b[2]->expires_in, 59, 60);
-	/* Nothing written: the expired one stays for the registration script to purge. */
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 4);
+	/* alice in the one-hash layout, bob in the three-key one of earlier versions:
+	 * both read the same. */
+	for (int legacy = 0; legacy < 2; legacy++) {
+		const char *aor = legacy ? "bob@example.com" : "alice@example.com";
+		char key[64];
 
-	/* The same bindings, in the same order, as the script gives. */
-	r = srv_cmd("EVAL %s 2 %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
-		    "t:{alice@example.com}:exp");
-	assert_non_null(r);
-	assert_int_equal(regdata_bindings_from_reply(&ref, r, NULL), 0);
-	freeReplyObject(r);
-	assert_int_equal(ref.n, t.bs.n);
-	for (size_t i = 0; i < ref.n; i++) {
-		assert_string_equal(ref.b[i]->contact, t.bs.b[i]->contact);
-		assert_int_equal(ref.b[i]->expires_in, t.bs.b[i]->expires_in);
+		snprintf(key, sizeof(key), "t:{%s}:reg", aor);
+		put(aor, "sip:a@192.0.2.1", 500, now + 60000, now - 5000, legacy);
+		put(aor, "sip:a@192.0.2.2", 1000, now + 3600000, now - 9000, legacy);
+		put(aor, "sip:a@192.0.2.3", 1000, now + 30500, now - 1000, legacy);
+		put(aor, "sip:a@192.0.2.4", 1000, now - 1000, now - 90000, legacy); /* expired */
+
+		t.calls = 0;
+		assert_int_equal(regdata_lookup(t.r, "t", aor, &t.bs, on_lookup, &t), 0);
+		WAIT_UNTIL(&t, t.calls == 1, 3000);
+		assert_int_equal(t.err, 0);
+		assert_int_equal(t.bs.n, 3);
+		/* q first, then the newest registration */
+		assert_string_equal(t.bs.b[0]->contact, "sip:a@192.0.2.3");
+		assert_string_equal(t.bs.b[1]->contact, "sip:a@192.0.2.2");
+		assert_string_equal(t.bs.b[2]->contact, "sip:a@192.0.2.1");
+		assert_in_range(t.bs.b[0]->expires_in, 30, 31);
+		assert_in_range(t.bs.b[1]->expires_in, 3599, 3600);
+		assert_in_range(t.bs.b[2]->expires_in, 59, 60);
+		/* Nothing written: the expired one stays for a script to purge. */
+		assert_int_equal(srv_int("HLEN %s", key), legacy ? 4 : 8);
+
+		/* The same bindings, in the same order, as the script gives; the script
+		 * purges the expired one and moves bob into the one-hash layout. */
+		script_lookup(aor, &ref);
+		assert_int_equal(ref.n, t.bs.n);
+		for (size_t i = 0; i < ref.n; i++) {
+			assert_string_equal(ref.b[i]->contact, t.bs.b[i]->contact);
+			assert_int_equal(ref.b[i]->expires_in, t.bs.b[i]->expires_in);
+		}
+		regdata_bindings_free(&ref);
+		regdata_bindings_free(&t.bs);
+		assert_int_equal(srv_int("HLEN %s", key), 6);
+		assert_int_equal(srv_int("HEXISTS %s \1sip:a@192.0.2.2", key), 1);
+		assert_int_equal(srv_int("HEXISTS %s sip:a@192.0.2.4", key), 0);
+		snprintf(key, sizeof(key), "t:{%s}:exp", aor);
+		assert_int_equal(srv_int("EXISTS %s", key), 0);
+
+		/* Read again after the move: the same. */
+		script_lookup(aor, &ref);
+		assert_int_equal(ref.n, 3);
+		assert_string_equal(ref.b[0]->contact, "sip:a@192.0.2.3");
+		regdata_bindings_free(&ref);
 	}
-	regdata_bindings_free(&ref);
-	regdata_bindings_free(&t.bs);
 
 	/* An unknown AOR: no binding, no error. */
 	t.calls = 0;

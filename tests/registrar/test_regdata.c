@@ -235,6 +235,18 @@ static void test_prepare_checks(void **state)
 		rq_contact(&q, "sip:a@h", -1);
 	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
 	assert_int_equal(res.code, 400);
+	/* A control character in a contact or instance (byte 1 would read as a field
+	 * beside a binding, regdata.h): 400, nothing sent. */
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "\1sip:a@h", -1);
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_null(cmd);
+	assert_int_equal(res.code, 400);
+	rq_init(&q, "c1", 1, -1);
+	rq_contact(&q, "sip:a@h", -1)->instance = "<urn:\x7f>";
+	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
+	assert_null(cmd);
+	assert_int_equal(res.code, 400);
 	rq_init(&q, "c1", 1, -1);
 	rq_contact(&q, "sip:a@h", -1)->q_milli = 1001;
 	assert_int_equal(regdata_register_prepare(&cmd, &res, "t", &q.r, &pol), 0);
@@ -356,11 +368,15 @@ static void test_add_refresh_remove(void **state)
 	first = res.bindings.b[0]->registered_ms;
 	assert_true(first > 1600000000000ULL);
 	assert_true(res.bindings.b[0]->expires_at_ms >= first + 3599000);
-	/* Every key of the AOR expires by itself after the last binding (+ slack). */
+	/* One key per AOR (the binding and its "\1" field), which expires by itself
+	 * after the last binding (+ slack). */
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
+	assert_int_equal(srv_int("HEXISTS %s \1sip:alice@192.0.2.1", "t:{alice@example.com}:reg"),
+			 1);
 	assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:reg"), 3600000,
 			3600000 + REGDATA_TTL_SLACK_MS);
-	assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:meta"), 3600000,
-			3600000 + REGDATA_TTL_SLACK_MS);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:meta"), 0);
 
 	/* Refresh: same Call-ID, higher CSeq, a second contact with a header expiry. */
 	rq_init(&q, "c1", 2, 600);
@@ -551,16 +567,36 @@ static void test_instance_and_limit(void **state)
 	regdata_reg_result_release(&res);
 }
 
+/* Expired a second ago, as far as the scripts can tell: the expiry that leads the
+ * binding's "\1" field set to 1000 ms after the epoch. */
 static void age(const char *member, const char *aor)
 {
-	char key[128];
+	char key[128], field[256];
 	redisReply *r;
 
-	snprintf(key, sizeof(key), "t:{%s}:exp", aor);
-	/* Expired a second ago, as far as the scripts can tell. */
-	r = srv_cmd("ZADD %s XX 1000 %s", key, member);
+	snprintf(key, sizeof(key), "t:{%s}:reg", aor);
+	snprintf(field, sizeof(field), "\1%s", member);
+	r = srv_cmd("EVAL %s 1 %s %s",
+		    "local m = redis.call('HGET', KEYS[1], ARGV[1]) "
+		    "return redis.call('HSET', KEYS[1], ARGV[1], (string.gsub(m, '^%d+', '1000')))",
+		    key, field);
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+}
+
+/* The lookup script, as the registrar and skeinctl run it. */
+static void lookup(const char *aor, struct regdata_bindings *bs)
+{
+	char k[3][128];
+	redisReply *r;
+
+	snprintf(k[0], sizeof(k[0]), "t:{%s}:reg", aor);
+	snprintf(k[1], sizeof(k[1]), "t:{%s}:exp", aor);
+	snprintf(k[2], sizeof(k[2]), "t:{%s}:meta", aor);
+	r = srv_cmd("EVAL %s 3 %s %s %s", REGDATA_LUA_LOOKUP, k[0], k[1], k[2]);
+	assert_non_null(r);
+	assert_int_equal(regdata_bindings_from_reply(bs, r, NULL), 0);
 	freeReplyObject(r);
 }
 
@@ -568,7 +604,6 @@ static void test_expiry_and_lookup(void **state)
 {
 	struct regdata_reg_result res = {0};
 	struct regdata_bindings bs;
-	redisReply *r;
 	struct rq q;
 
 	(void)state;
@@ -580,57 +615,27 @@ static void test_expiry_and_lookup(void **state)
 	assert_int_equal(res.bindings.n, 2);
 	assert_string_equal(res.bindings.b[0]->contact, "sip:alice@192.0.2.1"); /* higher q */
 
-	/* The lookup script, as edges and skeinctl run it (two keys). */
-	r = srv_cmd("EVAL %s 2 %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
-		    "t:{alice@example.com}:exp");
-	assert_non_null(r);
-	assert_int_equal(regdata_bindings_from_reply(&bs, r, NULL), 0);
-	freeReplyObject(r);
+	lookup("alice@example.com", &bs);
 	assert_int_equal(bs.n, 2);
 	assert_in_range(bs.b[0]->expires_in, 3599, 3600);
 	regdata_bindings_free(&bs);
 
-	/* An expired binding is never returned, and the lookup purges it. */
+	/* An expired binding is never returned, and the lookup purges it, with its
+	 * "\1" field. */
 	age("sip:alice@192.0.2.2", "alice@example.com");
-	r = srv_cmd("EVAL %s 2 %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
-		    "t:{alice@example.com}:exp");
-	assert_non_null(r);
-	assert_int_equal(regdata_bindings_from_reply(&bs, r, NULL), 0);
-	freeReplyObject(r);
+	lookup("alice@example.com", &bs);
 	assert_int_equal(bs.n, 1);
 	assert_string_equal(bs.b[0]->contact, "sip:alice@192.0.2.1");
 	regdata_bindings_free(&bs);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
-	/* The meta entry a lookup without the meta key left stays through a refresh
-	 * (no command spent on it), and goes with the next change of the binding set. */
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 2);
-	rq_init(&q, "c9", 1, -1);
-	rq_contact(&q, "sip:alice@192.0.2.1", -1);
-	reg_run(&q, &pol, &res);
-	assert_int_equal(res.refreshed, 1);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 2);
-	rq_init(&q, "c9", 2, -1);
-	rq_contact(&q, "sip:alice@192.0.2.4", -1);
-	reg_run(&q, &pol, &res);
-	assert_int_equal(res.added, 1);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 2); /* .1, .4 */
-	assert_int_equal(srv_int("HEXISTS %s sip:alice@192.0.2.2", "t:{alice@example.com}:meta"),
-			 0);
-	rq_init(&q, "c9", 3, -1);
-	rq_contact(&q, "sip:alice@192.0.2.4", 0);
-	reg_run(&q, &pol, &res);
-	assert_int_equal(res.removed, 1);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 1);
-	/* With the meta key (as every caller gives it now), a purge takes it too. */
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
+	assert_int_equal(srv_int("HEXISTS %s \1sip:alice@192.0.2.1", "t:{alice@example.com}:reg"),
+			 1);
+	/* The last one purged: the key goes. */
 	age("sip:alice@192.0.2.1", "alice@example.com");
-	r = srv_cmd("EVAL %s 3 %s %s %s", REGDATA_LUA_LOOKUP, "t:{alice@example.com}:reg",
-		    "t:{alice@example.com}:exp", "t:{alice@example.com}:meta");
-	assert_non_null(r);
-	assert_int_equal(regdata_bindings_from_reply(&bs, r, NULL), 0);
-	freeReplyObject(r);
+	lookup("alice@example.com", &bs);
 	assert_int_equal(bs.n, 0);
 	regdata_bindings_free(&bs);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
 	rq_init(&q, "c1", 1, -1);
 	rq_contact(&q, "sip:alice@192.0.2.1", -1);
 	reg_run(&q, &pol, &res);
@@ -666,8 +671,7 @@ static void test_expiry_and_lookup(void **state)
 			usleep(50000);
 		}
 		/* Nothing is left behind. */
-		assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:meta"), 0);
-		assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 0);
+		assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
 	}
 	regdata_reg_result_release(&res);
 }
@@ -681,6 +685,26 @@ static char *srv_str(const char *fmt, const char *arg, char *out, size_t size)
 		snprintf(out, size, "(nil)");
 	else
 		snprintf(out, size, "%s", r->str);
+	freeReplyObject(r);
+	return out;
+}
+
+/* What the scripts keep beside alice's binding of contact, without the expiry that
+ * leads it: "<cseq> <registered_ms> <call-id>"; *exp_ms the expiry. */
+static char *meta_get(const char *contact, char *out, size_t size, uint64_t *exp_ms)
+{
+	char field[128], *sp;
+	redisReply *r;
+
+	snprintf(field, sizeof(field), "\1%s", contact);
+	r = srv_cmd("HGET %s %s", "t:{alice@example.com}:reg", field);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	sp = strchr(r->str, ' ');
+	assert_non_null(sp);
+	if (exp_ms)
+		*exp_ms = strtoull(r->str, NULL, 10);
+	snprintf(out, size, "%s", sp + 1);
 	freeReplyObject(r);
 	return out;
 }
@@ -758,10 +782,10 @@ static void test_auth_check(void **state)
 	assert_int_equal(res.code, 401);
 	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY);
 	assert_int_equal(res.bindings.n, 0);
-	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
 	assert_int_equal(strncmp(buf, "1 ", 2), 0);
 	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "1");
-	assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:exp"), 3500000,
+	assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:reg"), 3500000,
 			3600000 + REGDATA_TTL_SLACK_MS);
 	/* A lower nc is a replay too; the next one passes. */
 	au.nc = 0x10;
@@ -854,7 +878,7 @@ static void test_refresh_only(void **state)
 	assert_int_equal(res.bindings.n, 1);
 	assert_in_range(res.bindings.b[0]->expires_in, 899, 900);
 	assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "2");
-	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
 	assert_int_equal(strncmp(buf, "2 ", 2), 0);
 
 	/* The same nonce-count on a later CSeq: refused, nothing written. */
@@ -862,7 +886,7 @@ static void test_refresh_only(void **state)
 	reg_run_ex(&q, &pol, &res, REGDATA_REG_REFRESH_ONLY);
 	assert_int_equal(res.code, 401);
 	assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_REPLAY);
-	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
 	assert_int_equal(strncmp(buf, "2 ", 2), 0);
 
 	/* Same or older CSeq in the Call-ID (a replay or out of order), a second
@@ -878,9 +902,9 @@ static void test_refresh_only(void **state)
 		assert_true(res.deferred);
 		assert_string_equal(srv_str("GET %s", NCKEY, buf, sizeof(buf)), "2");
 	}
-	srv_str("HGET %s sip:alice@192.0.2.1", "t:{alice@example.com}:meta", buf, sizeof(buf));
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
 	assert_int_equal(strncmp(buf, "2 ", 2), 0);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
 
 	/* Another Call-ID replacing the live binding is a refresh too. */
 	rq_init(&q, "c2", 1, 600);
@@ -923,7 +947,7 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 	struct regdata_reg_result res = {0};
 	Skein__Sip__V1__Binding *b;
 	char first[128], *sp;
-	uint64_t t0;
+	uint64_t t0, score;
 	redisReply *r;
 	struct rq q;
 
@@ -933,7 +957,7 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 	rq_contact(&q, "sip:alice@192.0.2.1", -1);
 	reg_run(&q, &pol, &res);
 	assert_int_equal(res.added, 1);
-	srv_str("HGET %s sip:alice@192.0.2.1", keys[2], first, sizeof(first));
+	meta_get("sip:alice@192.0.2.1", first, sizeof(first), NULL);
 	sp = strchr(first, ' ');
 	assert_non_null(sp);
 	rq_init(&q, "c1", 2, 900);
@@ -947,7 +971,7 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 		s->expires_in = res.bindings.b[0]->expires_in;
 		snprintf(s->contact, sizeof(s->contact), "%s", res.bindings.b[0]->contact);
 	}
-	srv_str("HGET %s sip:alice@192.0.2.1", keys[2], s->meta, sizeof(s->meta));
+	meta_get("sip:alice@192.0.2.1", s->meta, sizeof(s->meta), &score);
 	r = srv_cmd("HGET %s sip:alice@192.0.2.1", keys[0]);
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_STRING);
@@ -959,10 +983,7 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 			strstr(s->meta, sp) == strchr(s->meta, ' ');
 	skein__sip__v1__binding__free_unpacked(b, NULL);
 	freeReplyObject(r);
-	r = srv_cmd("ZSCORE %s sip:alice@192.0.2.1", keys[1]);
-	assert_non_null(r);
-	s->score_in_ms = (int64_t)(strtoull(r->str, NULL, 10) - t0);
-	freeReplyObject(r);
+	s->score_in_ms = (int64_t)(score - t0);
 	for (int i = 0; i < 3; i++)
 		s->pttl[i] = srv_int("PTTL %s", keys[i]);
 	regdata_reg_result_release(&res);
@@ -978,8 +999,8 @@ static void edge_refresh(struct rq *q, struct regdata_reg_result *res, uint32_t 
 
 /* The edge's refresh of an AOR's only binding takes a straight-line path through
  * the script (issue 6): it must leave exactly what the registrar's general path
- * leaves — binding, meta (new CSeq, first registration kept), expiry score, the
- * keys' TTLs — and answer the same. With another binding, live or expired, the
+ * leaves — binding, its "\1" field (expiry, new CSeq, first registration kept),
+ * the key's TTL — and answer the same. With another binding, live or expired, the
  * edge's refresh takes the general path and is still written. */
 static void test_refresh_fast_path(void **state)
 {
@@ -1009,11 +1030,14 @@ static void test_refresh_fast_path(void **state)
 	assert_in_range(general.exp_in_ms, 899000, 901000);
 	assert_true(fast.score_in_ms == fast.exp_in_ms);
 	assert_true(general.score_in_ms == general.exp_in_ms);
-	for (int i = 0; i < 3; i++) {
-		assert_in_range(fast.pttl[i], 900000 + REGDATA_TTL_SLACK_MS - 2000,
-				900000 + REGDATA_TTL_SLACK_MS);
-		assert_in_range(general.pttl[i], 900000 + REGDATA_TTL_SLACK_MS - 2000,
-				900000 + REGDATA_TTL_SLACK_MS);
+	assert_in_range(fast.pttl[0], 900000 + REGDATA_TTL_SLACK_MS - 2000,
+			900000 + REGDATA_TTL_SLACK_MS);
+	assert_in_range(general.pttl[0], 900000 + REGDATA_TTL_SLACK_MS - 2000,
+			900000 + REGDATA_TTL_SLACK_MS);
+	/* one key per AOR: the three-key layout's exp and meta are not made */
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(fast.pttl[i], -2);
+		assert_int_equal(general.pttl[i], -2);
 	}
 
 	/* two live bindings: the edge's refresh of one is written, both answered */
@@ -1033,12 +1057,108 @@ static void test_refresh_fast_path(void **state)
 	assert_int_equal(res.code, 200);
 	assert_int_equal(res.refreshed, 1);
 	assert_int_equal(res.bindings.n, 1);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
-	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:meta"), 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
 	/* a refresh of an expired only binding is not one: deferred */
 	age("sip:alice@192.0.2.1", "alice@example.com");
 	edge_refresh(&q, &res, 4);
 	assert_true(res.deferred);
+	regdata_reg_result_release(&res);
+}
+
+/* alice's AOR rewritten into the three-key layout of versions before the one hash:
+ * the expiry of each binding in a ZSET, "<cseq> <registered_ms> <call-id>" in a
+ * second hash, the same TTL on all three. */
+static void to_legacy(void)
+{
+	redisReply *r = srv_cmd(
+	    "EVAL %s 3 t:{alice@example.com}:reg t:{alice@example.com}:exp "
+	    "t:{alice@example.com}:meta",
+	    "local z = redis.call('HGETALL', KEYS[1]) "
+	    "local ttl = redis.call('PTTL', KEYS[1]) "
+	    "for i = 1, #z, 2 do "
+	    "  if string.byte(z[i]) == 1 then "
+	    "    local e, rest = string.match(z[i + 1], '^(%d+) (.*)$') "
+	    "    redis.call('ZADD', KEYS[2], e, string.sub(z[i], 2)) "
+	    "    redis.call('HSET', KEYS[3], string.sub(z[i], 2), rest) "
+	    "    redis.call('HDEL', KEYS[1], z[i]) "
+	    "  end "
+	    "end "
+	    "redis.call('PEXPIRE', KEYS[2], ttl) "
+	    "return redis.call('PEXPIRE', KEYS[3], ttl)");
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+}
+
+/* Bindings stored by earlier versions (three keys) are moved into the one hash by
+ * the first script that reads them, their CSeq, Call-ID and first registration kept;
+ * a binding without an expiry there is dropped. */
+static void test_legacy_layout(void **state)
+{
+	struct regdata_reg_result res = {0};
+	char buf[128];
+	uint64_t first, exp_ms;
+	struct rq q;
+
+	(void)state;
+	flush();
+	rq_init(&q, "c1", 5, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	rq_contact(&q, "sip:alice@192.0.2.2", 300);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 2);
+	first = res.bindings.b[0]->registered_ms;
+	to_legacy();
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
+	assert_int_equal(srv_int("ZCARD %s", "t:{alice@example.com}:exp"), 2);
+	/* an orphan of the old layout: a binding the ZSET does not know */
+	freeReplyObject(srv_cmd("HSET t:{alice@example.com}:reg sip:alice@192.0.2.9 x"));
+
+	/* An older CSeq in the Call-ID: 500, as the old meta says. The move is made
+	 * all the same (what any read does); nothing of the request is written. */
+	rq_init(&q, "c1", 4, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.code, 500);
+	assert_int_equal(res.bindings.n, 2);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 0);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:meta"), 0);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 4);
+	assert_int_equal(srv_int("HEXISTS %s sip:alice@192.0.2.9", "t:{alice@example.com}:reg"),
+			 0);
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), &exp_ms);
+	assert_int_equal(strncmp(buf, "5 ", 2), 0);
+	assert_true(exp_ms == res.bindings.b[0]->expires_at_ms ||
+		    exp_ms == res.bindings.b[1]->expires_at_ms);
+
+	/* The edge's refresh after the move: written, the first registration kept. */
+	edge_refresh(&q, &res, 6);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.refreshed, 1);
+	for (size_t i = 0; i < res.bindings.n; i++)
+		if (!strcmp(res.bindings.b[i]->contact, "sip:alice@192.0.2.1"))
+			assert_int_equal(res.bindings.b[i]->registered_ms, first);
+
+	/* The edge's refresh of a lone binding in the old layout (the straight-line
+	 * path does not apply): moved, then written. */
+	flush();
+	edge_refresh(&q, &res, 1);
+	assert_true(res.deferred);
+	rq_init(&q, "c1", 1, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
+	to_legacy();
+	edge_refresh(&q, &res, 2);
+	assert_int_equal(res.code, 200);
+	assert_int_equal(res.refreshed, 1);
+	assert_int_equal(res.bindings.n, 1);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 0);
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
+	assert_int_equal(strncmp(buf, "2 ", 2), 0);
 	regdata_reg_result_release(&res);
 }
 
@@ -1078,6 +1198,7 @@ int main(void)
 		SK_TEST(test_decode_sort),	  SK_TEST(test_prepare_checks),
 		RT(test_add_refresh_remove),	  RT(test_cseq_order_and_replay),
 		RT(test_instance_and_limit),	  RT(test_expiry_and_lookup),
+		RT(test_legacy_layout),
 		RT(test_result_shape),		  RT(test_auth_check),
 		RT(test_refresh_only),		  RT(test_refresh_fast_path),
 	};
