@@ -15,6 +15,7 @@
 #include "regdata_lookup.h"
 
 #include "sk_test_redis.h"
+#include "regdata_script.h"
 
 #define RT(f) cmocka_unit_test_setup_teardown(f, case_setup, leak_check)
 
@@ -99,21 +100,6 @@ static void put(const char *aor, const char *contact, uint32_t q, uint64_t exp_m
 	snprintf(key, sizeof(key), "t:{%s}:exp", aor);
 	r = srv_cmd("ZADD %s %llu %s", key, (unsigned long long)exp_ms, contact);
 	assert_non_null(r);
-	freeReplyObject(r);
-}
-
-/* The lookup script's answer for aor, decoded. */
-static void script_lookup(const char *aor, struct regdata_bindings *out)
-{
-	char k[3][256];
-	redisReply *r;
-
-	snprintf(k[0], sizeof(k[0]), "t:{%s}:reg", aor);
-	snprintf(k[1], sizeof(k[1]), "t:{%s}:exp", aor);
-	snprintf(k[2], sizeof(k[2]), "t:{%s}:meta", aor);
-	r = srv_cmd("EVAL %s 3 %s %s %s", REGDATA_LUA_LOOKUP, k[0], k[1], k[2]);
-	assert_non_null(r);
-	assert_int_equal(regdata_bindings_from_reply(out, r, NULL), 0);
 	freeReplyObject(r);
 }
 

@@ -8,6 +8,7 @@
 #include "regdata_lookup.h"
 
 #include "sk_test_redis.h"
+#include "regdata_script.h"
 
 #define RT(f) cmocka_unit_test_setup_teardown(f, case_setup, leak_check)
 #define N(a)  (sizeof(a) / sizeof((a)[0]))
@@ -585,21 +586,6 @@ static void age(const char *member, const char *aor)
 	freeReplyObject(r);
 }
 
-/* The lookup script, as the registrar and skeinctl run it. */
-static void lookup(const char *aor, struct regdata_bindings *bs)
-{
-	char k[3][128];
-	redisReply *r;
-
-	snprintf(k[0], sizeof(k[0]), "t:{%s}:reg", aor);
-	snprintf(k[1], sizeof(k[1]), "t:{%s}:exp", aor);
-	snprintf(k[2], sizeof(k[2]), "t:{%s}:meta", aor);
-	r = srv_cmd("EVAL %s 3 %s %s %s", REGDATA_LUA_LOOKUP, k[0], k[1], k[2]);
-	assert_non_null(r);
-	assert_int_equal(regdata_bindings_from_reply(bs, r, NULL), 0);
-	freeReplyObject(r);
-}
-
 static void test_expiry_and_lookup(void **state)
 {
 	struct regdata_reg_result res = {0};
@@ -615,7 +601,7 @@ static void test_expiry_and_lookup(void **state)
 	assert_int_equal(res.bindings.n, 2);
 	assert_string_equal(res.bindings.b[0]->contact, "sip:alice@192.0.2.1"); /* higher q */
 
-	lookup("alice@example.com", &bs);
+	script_lookup("alice@example.com", &bs);
 	assert_int_equal(bs.n, 2);
 	assert_in_range(bs.b[0]->expires_in, 3599, 3600);
 	regdata_bindings_free(&bs);
@@ -623,7 +609,7 @@ static void test_expiry_and_lookup(void **state)
 	/* An expired binding is never returned, and the lookup purges it, with its
 	 * "\1" field. */
 	age("sip:alice@192.0.2.2", "alice@example.com");
-	lookup("alice@example.com", &bs);
+	script_lookup("alice@example.com", &bs);
 	assert_int_equal(bs.n, 1);
 	assert_string_equal(bs.b[0]->contact, "sip:alice@192.0.2.1");
 	regdata_bindings_free(&bs);
@@ -632,7 +618,7 @@ static void test_expiry_and_lookup(void **state)
 			 1);
 	/* The last one purged: the key goes. */
 	age("sip:alice@192.0.2.1", "alice@example.com");
-	lookup("alice@example.com", &bs);
+	script_lookup("alice@example.com", &bs);
 	assert_int_equal(bs.n, 0);
 	regdata_bindings_free(&bs);
 	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
