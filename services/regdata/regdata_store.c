@@ -73,10 +73,14 @@ const char REGDATA_LUA_REGISTER[] =
 	/* Unix ms from 1971 to 2109 take 6 bytes: one string.char, no table (Lua
 	 * allocations are a tenth of Redis' instructions per REGISTER). */
 	"  if x >= 34359738368 and x < 4398046511104 then\n"
-	"    local f = math.floor\n"
-	"    return string.char(x % 128 + 128, f(x / 128) % 128 + 128,\n"
-	"      f(x / 16384) % 128 + 128, f(x / 2097152) % 128 + 128,\n"
-	"      f(x / 268435456) % 128 + 128, f(x / 34359738368))\n"
+	/* exact: integers below 2^53; arithmetic, no math.floor call (~3 k instructions
+	 * per REGISTER less, pipelined under callgrind) */
+	"    local a = x % 128; x = (x - a) / 128\n"
+	"    local b = x % 128; x = (x - b) / 128\n"
+	"    local c = x % 128; x = (x - c) / 128\n"
+	"    local d = x % 128; x = (x - d) / 128\n"
+	"    local e = x % 128; x = (x - e) / 128\n"
+	"    return string.char(a + 128, b + 128, c + 128, d + 128, e + 128, x)\n"
 	"  end\n"
 	"  local b, i = {}, 1\n"
 	"  while x >= 128 do\n"
