@@ -38,8 +38,9 @@
 #include "skein/sip/v1/registrar.pb-c.h"
 
 #define REGDATA_AOR_MAX 256
-/* The first byte of the :reg fields that are not bindings. */
-#define REGDATA_META_MARK '\1'
+/* The first byte of the :reg fields that are not bindings (the scripts' M). */
+#define REGDATA_META_MARK   '\1'
+#define REGDATA_META_MARK_S "\1"
 /* Contact values one REGISTER may carry, and the longest contact URI kept. */
 #define REGDATA_REQ_CONTACTS_MAX 32
 #define REGDATA_URI_MAX		 1024

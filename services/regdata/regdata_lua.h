@@ -9,7 +9,7 @@
 #define REGDATA_STR(x)	REGDATA_STR_(x)
 
 /* Defines in the script:
- *   M             the meta fields' prefix, byte 1 (regdata.h)
+ *   M             the meta fields' prefix, byte 1 (REGDATA_META_MARK)
  *   now           Redis TIME in unix ms
  *   each(cmd, key, list)  a command over a list of fields, in chunks (unpack() has
  *                 a stack limit)

@@ -23,6 +23,7 @@
 #include "skein/sk_redis.h"
 #include "skein/sk_sys.h"
 #include "reg.h"
+#include "regdata.h"
 
 SK_LOG_MODULE("registrar");
 
@@ -162,7 +163,7 @@ static void on_scan(int err, struct redisReply *r, void *arg)
 		if (k->type != REDIS_REPLY_STRING || !(key = sk_strndup(k->str, k->len)))
 			continue;
 		if (sk_redis_cmdf(redis, on_hscan, key, "HSCAN %s 0 MATCH %b COUNT 1024", key,
-				  "\1*", (size_t)2) == 0) {
+				  REGDATA_META_MARK_S "*", (size_t)2) == 0) {
 			rc.pending++;
 			rc.busy = true;
 		} else {
