@@ -81,7 +81,7 @@ static int reg_fetch(struct registrar *r, const char *aor, pres_fetch_cb *cb, vo
 	f->cb = cb;
 	f->arg = arg;
 	snprintf(f->aor, sizeof(f->aor), "%s", aor);
-	/* With the meta key: a purge here drops the meta of what it removes. */
+	/* exp and meta too: an AOR still in the three-key layout is moved (regdata_lua.h). */
 	err = sk_redis_eval(im->lookup, on_lookup, f, 3, 3, argv, NULL);
 	if (err)
 		sk_deref(f);
