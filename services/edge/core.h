@@ -120,9 +120,10 @@ struct edge {
 	struct edge_limits *limits; /* core_limits.c */
 	struct edge_orig *orig_list; /* core_originate.c: requests sent for the registrar */
 	struct edge_ha1_cache *ha1; /* core_ha1.c; NULL when auth_cache_size is 0 */
-	/* core_register.c: the registration script, for refreshes written here, and the
-	 * registrar's policy as last heard (reg_policy_at: uv_now ms, 0 never) */
-	struct sk_redis_script *reg_script;
+	/* core_register.c: the registration and refresh scripts, for refreshes written
+	 * here, and the registrar's policy as last heard (reg_policy_at: uv_now ms, 0
+	 * never) */
+	struct sk_redis_script *reg_script, *refresh_script;
 	struct regdata_policy reg_policy;
 	uint64_t reg_policy_at;
 };

@@ -6,8 +6,9 @@
  *
  * Refreshes (issue 6, docs/edge.md "REGISTER refreshes"): most REGISTERs only
  * extend bindings that exist, and the registrar does nothing for them but run its
- * script. With direct_refresh, the edge runs that same script itself in its
- * refresh-only mode, with the policy the registrar sent in its last answer (at most
+ * script. With direct_refresh, the edge writes them itself — one contact with the
+ * refresh script, several with the registration script's refresh-only mode —, with
+ * the policy the registrar sent in its last answer (at most
  * REG_POLICY_MAX_AGE_MS old): a pure refresh is written and answered here, anything
  * else (an addition or removal, which the registrar announces to reg-event watchers
  * and follows with stored messages; CSeq and replay questions; 403; 400/423; a Redis
@@ -213,10 +214,13 @@ static void on_direct(int err, struct redisReply *reply, void *arg)
 	sk_deref(r);
 }
 
-/* true when the refresh-only script was started for r (its reference taken). */
+/* true when a refresh-only script was started for r (its reference taken): the
+ * refresh script for one contact (most REGISTERs; regdata.h), the registration
+ * script's refresh-only mode for several. */
 static bool try_direct(struct edge *e, struct reg *r, const Skein__Sip__V1__RegisterRequest *rr)
 {
 	struct regdata_reg_cmd *cmd = NULL;
+	struct sk_redis_script *script = e->reg_script;
 	struct regdata_reg_result res;
 	int err;
 
@@ -224,15 +228,20 @@ static bool try_direct(struct edge *e, struct reg *r, const Skein__Sip__V1__Regi
 	    uv_now(e->loop) - e->reg_policy_at > REG_POLICY_MAX_AGE_MS)
 		return false;
 	/* 400 and 423 without Redis are the registrar's answers to give */
-	err = regdata_register_prepare_ex(&cmd, &res, e->cluster, rr, &e->reg_policy,
-					  REGDATA_REG_REFRESH_ONLY);
-	regdata_reg_result_release(&res);
+	if (rr->n_contacts == 1) {
+		script = e->refresh_script;
+		err = regdata_refresh_prepare(&cmd, e->cluster, rr, &e->reg_policy);
+	} else {
+		err = regdata_register_prepare_ex(&cmd, &res, e->cluster, rr, &e->reg_policy,
+						  REGDATA_REG_REFRESH_ONLY);
+		regdata_reg_result_release(&res);
+	}
 	if (err || !cmd) {
 		sk_deref(cmd);
 		return false;
 	}
-	err = sk_redis_eval(e->reg_script, on_direct, sk_ref(r), cmd->nkeys, cmd->argc,
-			    cmd->argv, cmd->lens);
+	err = sk_redis_eval(script, on_direct, sk_ref(r), cmd->nkeys, cmd->argc, cmd->argv,
+			    cmd->lens);
 	sk_deref(cmd); /* the client keeps its own copy of the arguments */
 	if (err) {
 		sk_deref(r);
@@ -248,8 +257,10 @@ int edge_register_setup(struct edge *e)
 	if (!e->conf->direct_refresh)
 		return 0;
 	err = sk_redis_script_add(e->redis, &e->reg_script, REGDATA_LUA_REGISTER);
+	if (!err)
+		err = sk_redis_script_add(e->redis, &e->refresh_script, REGDATA_LUA_REFRESH);
 	if (err)
-		SK_ERROR("registration script: %s", sk_strerror(err));
+		SK_ERROR("registration scripts: %s", sk_strerror(err));
 	return err;
 }
 

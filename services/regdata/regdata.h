@@ -114,9 +114,17 @@ int regdata_nonce_secret_fetch(struct sk_redis *r, const char *cluster, sk_redis
  *   - sets PEXPIRE on reg at the latest expiry + REGDATA_TTL_SLACK_MS (DEL when no
  *     binding is left).
  *   Nothing is written when the request fails, but for what a read does anyway:
- *   expired bindings purged, the three-key layout moved into reg. */
+ *   expired bindings purged, the three-key layout moved into reg.
+ *
+ * REGDATA_LUA_REFRESH: KEYS = reg, cred. The edge's refresh of one live binding
+ *   (arguments from regdata_refresh_prepare(), reply read by regdata_register_result()):
+ *   what REGDATA_LUA_REGISTER does in refresh-only mode for a request with one
+ *   contact, in fewer instructions (issue 6; regdata_script.c). Anything but a pure
+ *   refresh of a binding stored in the one-hash layout is deferred with nothing
+ *   written: the registrar's script then does it. */
 extern const char REGDATA_LUA_LOOKUP[];
 extern const char REGDATA_LUA_REGISTER[];
+extern const char REGDATA_LUA_REFRESH[];
 #define REGDATA_TTL_SLACK_MS 60000
 
 /* A decoded lookup result: bindings sorted by q (highest first), then by most recent
@@ -200,6 +208,14 @@ int regdata_register_prepare_ex(struct regdata_reg_cmd **cp, struct regdata_reg_
 				const char *cluster,
 				const Skein__Sip__V1__RegisterRequest *rq,
 				const struct regdata_policy *pol, unsigned flags);
+/* The arguments of REGDATA_LUA_REFRESH for rq: 0 and *cp set when rq may be a refresh
+ * of one binding (one contact with an expiry above 0, RegisterRequest.auth, and the
+ * checks regdata_register_prepare() makes passed); 0 and *cp NULL when it cannot be
+ * one (the general way then: regdata_register_prepare_ex(), or the registrar); the
+ * errors of regdata_register_prepare_ex(). */
+int regdata_refresh_prepare(struct regdata_reg_cmd **cp, const char *cluster,
+			    const Skein__Sip__V1__RegisterRequest *rq,
+			    const struct regdata_policy *pol);
 /* The expiry a contact gets, in seconds (0: remove), before the min_expires check:
  * its expires parameter, else the Expires header, else default_expires; capped at
  * max_expires. */

@@ -1,5 +1,6 @@
 /* regdata_store: one REGISTER as one Lua script (RFC 3261 §10.3, RFC 5626 §6): the
- * checks made before Redis, the script's arguments and the reading of its answer. */
+ * checks made before Redis, the arguments of the registrar's script and of the edge's
+ * refresh script (regdata_script.c), and the reading of their answer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,232 +8,6 @@
 #include "skein/sk_err.h"
 #include "skein/sk_mem.h"
 #include "regdata.h"
-#include "regdata_lua.h"
-
-/* KEYS: reg, exp, meta [, cred, nonce-count] (the last two with RegisterRequest.auth;
- * exp and meta are the three-key layout's, read only to move its bindings into reg,
- * regdata_lua.h).
- * ARGV: call-id, cseq, mode ('q' query, 's' Contact: *, 'u' update, 'r' update only
- *       when it is a pure refresh, else {0, 'defer', 0, 0, 0}), max_contacts,
- *       n, [HA1 field, HA1, nc, nc ttl s,] then n x (binding key, expires in s (0
- *       removes), packed Binding).
- * Returns {code, tag, added, refreshed, removed, blob, seconds left, ...}; the tag is
- * 'ok', 'query', 'replay', 'cseq' (500) or 'max' (403); or {401, 'stale', 0, 0, 0,
- * current HA1 or ""} / {401, 'nc', 0, 0, 0} when the digest's Redis half fails.
- * regdata.h says what it does.
- * Byte 16 ('\16') is the protobuf tag of field 2 (expires_at_ms, varint), 112 ('\112')
- * that of field 14 (registered_ms); Lua numbers are exact up to 2^53 ms.
- *
- * Cost (issue 6): a REGISTER is the hottest script of the cluster. One hash per AOR
- * holds each binding and, beside it, what the script compares ("\1<key>": expiry,
- * CSeq, registered_ms, Call-ID), so one HGETALL reads everything, one HSET writes a
- * binding and one PEXPIRE keeps the key: a refresh of the only binding is 4 calls, 6
- * with the digest check (it was 9 and 11 with the three keys, 16 plus 3 in the edge's
- * own script before that). */
-const char REGDATA_LUA_REGISTER[] =
-	"local reg = KEYS[1]\n"
-	"local callid, cseq, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-	"local base = 6\n"
-	/* 'r': the edge writes a pure refresh itself (docs/edge.md). Anything else —
-	 * a binding added or removed, a CSeq or replay question, the 403 — is 'defer':
-	 * nothing written (the nonce-count included), the registrar gets the request. */
-	"local direct = mode == 'r'\n"
-	"local function nc_check()\n"
-	/* nc 1 (a fresh nonce): any count recorded before is >= 1, one SET NX says it.
-	 * The edge writes counts in canonical decimal: '1' is 1, with no strtod. */
-	"  if ARGV[8] == '1' then\n"
-	"    if not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[9]) then\n"
-	"      return {401, 'nc', 0, 0, 0}\n"
-	"    end\n"
-	"    return\n"
-	"  end\n"
-	"  local nc = tonumber(ARGV[8])\n"
-	"  if nc > 1 then\n"
-	"    if nc <= tonumber(redis.call('GET', KEYS[5]) or '0') then\n"
-	"      return {401, 'nc', 0, 0, 0}\n"
-	"    end\n"
-	"    redis.call('SET', KEYS[5], ARGV[8], 'EX', ARGV[9])\n"
-	"  end\n"
-	"end\n"
-	/* The digest's Redis half first (RFC 7616 §3.4.5): the HA1 the edge verified
-	 * with is still the stored one, and the nonce-count is fresh; else nothing is
-	 * written. The nc is recorded even when the registration then fails: the
-	 * Authorization was used. */
-	"if KEYS[5] then\n"
-	"  local cur = redis.call('HGET', KEYS[4], ARGV[6])\n"
-	"  if cur ~= ARGV[7] then return {401, 'stale', 0, 0, 0, cur or ''} end\n"
-	"  if not direct then\n"
-	"    local no = nc_check()\n"
-	"    if no then return no end\n"
-	"  end\n"
-	"  base = 10\n"
-	"end\n"
-	REGDATA_LUA_LOAD REGDATA_LUA_BY_EXPIRY
-	/* One string.char: Lua interns every string it makes. */
-	"local function varint(x)\n"
-	/* Unix ms from 1971 to 2109 take 6 bytes: one string.char, no table (Lua
-	 * allocations are a tenth of Redis' instructions per REGISTER). */
-	"  if x >= 34359738368 and x < 4398046511104 then\n"
-	/* exact: integers below 2^53; arithmetic, no math.floor call (~3 k instructions
-	 * per REGISTER less, pipelined under callgrind) */
-	"    local a = x % 128; x = (x - a) / 128\n"
-	"    local b = x % 128; x = (x - b) / 128\n"
-	"    local c = x % 128; x = (x - c) / 128\n"
-	"    local d = x % 128; x = (x - d) / 128\n"
-	"    local e = x % 128; x = (x - e) / 128\n"
-	"    return string.char(a + 128, b + 128, c + 128, d + 128, e + 128, x)\n"
-	"  end\n"
-	"  local b, i = {}, 1\n"
-	"  while x >= 128 do\n"
-	"    b[i] = x % 128 + 128\n"
-	"    x = math.floor(x / 128)\n"
-	"    i = i + 1\n"
-	"  end\n"
-	"  b[i] = x\n"
-	"  return string.char(unpack(b))\n"
-	"end\n"
-	/* Numbers go to Redis as strings made once, with the integer format: Lua's own
-	 * conversion is a %.14g printf per use. */
-	"local function metaval(e, fs)\n"
-	"  return string.format('%d', e) .. ' ' .. ARGV[2] .. ' ' .. fs .. ' ' .. callid\n"
-	"end\n"
-	"local z = redis.call('HGETALL', reg)\n"
-	/* The common REGISTER of all: the edge refreshing the only binding of an AOR
-	 * (one device, one contact). Straight-line, no tables: the general path below
-	 * spends most of Redis' time per REGISTER in the Lua interpreter (issue 6). Same
-	 * commands, checks, writes and answer as the general path for this case; anything
-	 * else (an expired binding, another binding, the old layout) goes there. */
-	"if direct and ARGV[5] == '1' and #z == 4 then\n"
-	"  local k, m = ARGV[base], nil\n"
-	"  if z[1] == k and z[3] == M .. k then m = z[4]\n"
-	"  elseif z[3] == k and z[1] == M .. k then m = z[2] end\n"
-	"  local e0, c, rs, id\n"
-	"  if m then e0, c, rs, id = string.match(m, '^(%d+) (%d+) (%d+) (.*)$') end\n"
-	"  if e0 and tonumber(e0) > now then\n"
-	"    local secs = tonumber(ARGV[base + 1])\n"
-	"    if secs == 0 or id == callid and tonumber(c) >= cseq then\n"
-	"      return {0, 'defer', 0, 0, 0}\n"
-	"    end\n"
-	"    if KEYS[5] then\n"
-	"      local no = nc_check()\n"
-	"      if no then return no end\n"
-	"    end\n"
-	"    local first, fs = now, nil\n"
-	"    if id == callid then first, fs = tonumber(rs), rs end\n"
-	"    local e = now + secs * 1000\n"
-	"    local b = ARGV[base + 2] .. '\\16' .. varint(e) .. '\\112' .. varint(first)\n"
-	"    redis.call('HSET', reg, k, b, M .. k, metaval(e, fs or string.format('%d', first)))\n"
-	"    redis.call('PEXPIRE', reg, string.format('%d', e - now + "
-	REGDATA_STR(REGDATA_TTL_SLACK_MS) "))\n"
-	"    return {200, 'ok', 0, 1, 0, b, secs}\n"
-	"  end\n"
-	"end\n"
-	"local maxc, n = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-	/* order: the live binding keys; score: key -> expiry (ms), nil when not live. */
-	"local order, blob, score, meta = load(z)\n"
-	/* The reply lists every live binding, by expiry as ZRANGE of the old ZSET did. */
-	"local function answer(code, tag, a, r, d)\n"
-	"  local out = {code, tag, a, r, d}\n"
-	"  for _, k in ipairs(by_expiry(order, score)) do\n"
-	"    out[#out + 1] = blob[k]\n"
-	"    out[#out + 1] = math.ceil((score[k] - now) / 1000)\n"
-	"  end\n"
-	"  return out\n"
-	"end\n"
-	"if mode == 'q' then return answer(200, 'query', 0, 0, 0) end\n"
-	"local keys, ops = {}, {}\n"
-	"if mode == 's' then\n"
-	"  for _, k in ipairs(order) do\n"
-	"    keys[#keys + 1] = k\n"
-	"    ops[k] = {0, ''}\n"
-	"  end\n"
-	"else\n"
-	"  for i = 0, n - 1 do\n"
-	"    local k = ARGV[base + 3 * i]\n"
-	"    if not ops[k] then keys[#keys + 1] = k end\n"
-	/* sized for the three fields the plan adds (no rehash) */
-	"    ops[k] = {tonumber(ARGV[base + 1 + 3 * i]), ARGV[base + 2 + 3 * i], false, false, false}\n"
-	"  end\n"
-	"end\n"
-	/* Plan first: a request that fails writes nothing. What the plan reads of each
-	 * binding (live?, first registration, Call-ID) serves the writes too. */
-	"local before = #order\n"
-	"local after, same, changes = before, 0, 0\n"
-	"for _, k in ipairs(keys) do\n"
-	"  local op = ops[k]\n"
-	"  local live = score[k] ~= nil\n"
-	"  local c, rs, id\n"
-	"  if live then c, rs, id = meta[k][1], meta[k][2], meta[k][3] end\n"
-	"  op[3], op[4], op[5] = live, rs, id\n"
-	"  if direct and (not live or op[1] == 0 or id == callid and c >= cseq) then\n"
-	"    return {0, 'defer', 0, 0, 0}\n"
-	"  end\n"
-	"  if live and id == callid and c > cseq then return answer(500, 'cseq', 0, 0, 0) end\n"
-	"  if live and id == callid and c == cseq then\n"
-	"    if op[1] == 0 or string.sub(blob[k], 1, #op[2] + 1) ~= op[2] .. '\\16' then\n"
-	"      return answer(500, 'cseq', 0, 0, 0)\n"
-	"    end\n"
-	"    same = same + 1\n"
-	"  elseif op[1] > 0 or live then\n"
-	"    changes = changes + 1\n"
-	"  end\n"
-	"  if live and op[1] == 0 then after = after - 1\n"
-	"  elseif not live and op[1] > 0 then after = after + 1 end\n"
-	"end\n"
-	"if same > 0 then\n"
-	"  if changes > 0 then return answer(500, 'cseq', 0, 0, 0) end\n"
-	"  return answer(200, 'replay', 0, 0, 0)\n"
-	"end\n"
-	"if after > maxc and after > before then return answer(403, 'max', 0, 0, 0) end\n"
-	"if direct and KEYS[5] then\n"
-	"  local no = nc_check()\n"
-	"  if no then return no end\n"
-	"end\n"
-	"local added, refreshed, removed = 0, 0, 0\n"
-	"local hs, dels = {}, {}\n"
-	"for _, k in ipairs(keys) do\n"
-	"  local op = ops[k]\n"
-	"  local live = op[3]\n"
-	"  if op[1] == 0 then\n"
-	"    if live then\n"
-	"      dels[#dels + 1], dels[#dels + 2] = k, M .. k\n"
-	"      score[k] = nil\n"
-	"      removed = removed + 1\n"
-	"    end\n"
-	"  else\n"
-	"    local first, fs = now, nil\n"
-	"    if live then\n"
-	"      if op[5] == callid then first, fs = tonumber(op[4]), op[4] end\n"
-	"      refreshed = refreshed + 1\n"
-	"    else\n"
-	"      added = added + 1\n"
-	"      order[#order + 1] = k\n"
-	"    end\n"
-	"    local e = now + op[1] * 1000\n"
-	"    local b = op[2] .. '\\16' .. varint(e) .. '\\112' .. varint(first)\n"
-	"    hs[#hs + 1], hs[#hs + 2] = k, b\n"
-	"    hs[#hs + 1], hs[#hs + 2] = M .. k, metaval(e, fs or string.format('%d', first))\n"
-	"    score[k], blob[k] = e, b\n"
-	"  end\n"
-	"end\n"
-	"if #dels > 0 then each('HDEL', reg, dels) end\n"
-	"if #hs > 0 then each('HSET', reg, hs) end\n"
-	/* The state after the writes. */
-	"local live, top = {}, 0\n"
-	"for _, k in ipairs(order) do\n"
-	"  if score[k] then\n"
-	"    live[#live + 1] = k\n"
-	"    if score[k] > top then top = score[k] end\n"
-	"  end\n"
-	"end\n"
-	"order = live\n"
-	"if #live == 0 then\n"
-	"  redis.call('DEL', reg, KEYS[2], KEYS[3])\n"
-	"else\n"
-	"  redis.call('PEXPIRE', reg, string.format('%d', top - now + "
-	REGDATA_STR(REGDATA_TTL_SLACK_MS) "))\n"
-	"end\n"
-	"return answer(200, 'ok', added, refreshed, removed)\n";
 
 #define FIXED_ARGS 14 /* 5 keys + 9 ARGV before the contacts */
 #define HA1_MAX	   128 /* hex SHA-256 is 64; anything longer is not ours */
@@ -531,6 +306,73 @@ int regdata_register_prepare_ex(struct regdata_reg_cmd **cp, struct regdata_reg_
 		c->argv[a] = s->blob ? (const char *)s->blob : "";
 		c->lens[a++] = s->blob ? s->len : 0;
 	}
+	c->pub.argc = (int)a;
+	c->pub.argv = c->argv;
+	c->pub.lens = c->lens;
+	*cp = &c->pub;
+	return 0;
+out:
+	sk_deref(c);
+	return err;
+}
+
+int regdata_refresh_prepare(struct regdata_reg_cmd **cp, const char *cluster,
+			    const Skein__Sip__V1__RegisterRequest *rq,
+			    const struct regdata_policy *pol)
+{
+	struct regdata_reg_result res;
+	char aor[REGDATA_AOR_MAX];
+	const Skein__Sip__V1__Contact *ct;
+	const char *why;
+	struct slot *s;
+	struct cmd *c;
+	int64_t e;
+	size_t a = 0;
+	int err;
+
+	if (cp)
+		*cp = NULL;
+	if (!cp || !cluster || !rq || !pol)
+		return SK_EINVAL;
+	/* Not a candidate: the general way, where the registrar answers 400/423 too. */
+	if (rq->star || rq->n_contacts != 1 || !rq->auth ||
+	    regdata_aor_norm(aor, sizeof(aor), rq->aor ? rq->aor : "", &why) ||
+	    check(&res, rq, pol))
+		return 0;
+	ct = rq->contacts[0];
+	e = regdata_contact_expires(ct, rq->expires, pol);
+	if (e <= 0)
+		return 0;
+	c = sk_alloc(sizeof(*c) + sizeof(c->slots[0]), cmd_destroy);
+	if (!c)
+		return SK_ENOMEM;
+	c->nslots = 1;
+	s = &c->slots[0];
+	s->blob = NULL;
+	if (regdata_key_reg(c->keys[0], sizeof(c->keys[0]), cluster, aor)) {
+		err = SK_ERANGE;
+		goto out;
+	}
+	if ((err = auth_args(c, rq->auth)) ||
+	    (err = regdata_binding_key(s->key, sizeof(s->key), ct->uri, ct->instance,
+				       ct->reg_id)) ||
+	    (err = pack_binding(s, rq, ct)))
+		goto out;
+	itoa10(c->cseq, rq->cseq);
+	itoa10(s->exp, e);
+	c->argv[a++] = c->keys[0];
+	c->argv[a++] = c->akeys[0];
+	c->pub.nkeys = (int)a;
+	c->argv[a++] = rq->call_id;
+	c->argv[a++] = c->cseq;
+	c->argv[a++] = c->field;
+	c->argv[a++] = c->ha1;
+	c->argv[a++] = s->key;
+	c->argv[a++] = s->exp;
+	for (size_t i = 0; i < a; i++)
+		c->lens[i] = strlen(c->argv[i]);
+	c->argv[a] = (const char *)s->blob;
+	c->lens[a++] = s->len;
 	c->pub.argc = (int)a;
 	c->pub.argv = c->argv;
 	c->pub.lens = c->lens;

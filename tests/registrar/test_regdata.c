@@ -296,11 +296,16 @@ static void test_prepare_checks(void **state)
 
 /* ---- the scripts against redis-server ---- */
 
-/* EVAL the registration script for q; res must be released. */
+/* reg_run_ex's flag for the edge's refresh script (regdata_refresh_prepare and
+ * REGDATA_LUA_REFRESH) instead of the registration script. */
+#define EDGE_SCRIPT 0x100u
+
+/* EVAL the registration script (or the refresh script) for q; res must be released. */
 static void reg_run_ex(struct rq *q, const struct regdata_policy *p,
 		       struct regdata_reg_result *res, unsigned flags)
 {
 	struct regdata_reg_cmd *cmd;
+	bool edge = flags & EDGE_SCRIPT;
 	const char *argv[3 + 14 + 3 * REGDATA_REQ_CONTACTS_MAX];
 	size_t lens[N(argv)];
 	char nk[8];
@@ -309,11 +314,14 @@ static void reg_run_ex(struct rq *q, const struct regdata_policy *p,
 	redisContext *c;
 
 	regdata_reg_result_release(res);
-	assert_int_equal(regdata_register_prepare_ex(&cmd, res, "t", &q->r, p, flags), 0);
+	if (edge)
+		assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q->r, p), 0);
+	else
+		assert_int_equal(regdata_register_prepare_ex(&cmd, res, "t", &q->r, p, flags), 0);
 	assert_non_null(cmd);
 	snprintf(nk, sizeof(nk), "%d", cmd->nkeys);
 	argv[0] = "EVAL";
-	argv[1] = REGDATA_LUA_REGISTER;
+	argv[1] = edge ? REGDATA_LUA_REFRESH : REGDATA_LUA_REGISTER;
 	argv[2] = nk;
 	for (int i = 0; i < 3; i++)
 		lens[i] = strlen(argv[i]);
@@ -931,6 +939,7 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 					    "t:{alice@example.com}:exp",
 					    "t:{alice@example.com}:meta"};
 	struct regdata_reg_result res = {0};
+	Skein__Sip__V1__RegisterAuth au = SKEIN__SIP__V1__REGISTER_AUTH__INIT;
 	Skein__Sip__V1__Binding *b;
 	char first[128], *sp;
 	uint64_t t0, score;
@@ -938,7 +947,8 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 	struct rq q;
 
 	memset(s, 0, sizeof(*s));
-	flush();
+	auth_setup(&au); /* the edge's refreshes carry the digest's Redis half */
+	au.ha1 = HA1A;
 	rq_init(&q, "c1", 1, 600);
 	rq_contact(&q, "sip:alice@192.0.2.1", -1);
 	reg_run(&q, &pol, &res);
@@ -948,6 +958,7 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 	assert_non_null(sp);
 	rq_init(&q, "c1", 2, 900);
 	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
 	t0 = redis_now_ms();
 	reg_run_ex(&q, &pol, &res, flags);
 	s->code = res.code;
@@ -975,79 +986,245 @@ static void refresh_snapshot(unsigned flags, struct snap *s)
 	regdata_reg_result_release(&res);
 }
 
-/* The edge's refresh of alice's first contact (Call-ID c1, 900 s) with CSeq cseq. */
-static void edge_refresh(struct rq *q, struct regdata_reg_result *res, uint32_t cseq)
+/* The edge's refresh of alice's first contact (Call-ID c1, 900 s) with CSeq cseq,
+ * by the refresh script (flags EDGE_SCRIPT) or the registration script's
+ * refresh-only mode (REGDATA_REG_REFRESH_ONLY), with her stored HA1. */
+static void edge_refresh_ex(struct rq *q, struct regdata_reg_result *res, uint32_t cseq,
+			    unsigned flags)
 {
+	static Skein__Sip__V1__RegisterAuth au = SKEIN__SIP__V1__REGISTER_AUTH__INIT;
+	redisReply *r = srv_cmd("HSET %s ha1_md5 %s", CRED, HA1A);
+
+	assert_non_null(r);
+	freeReplyObject(r);
+	au.cred_key = CRED;
+	au.field = "ha1_md5";
+	au.nc_key = NCKEY;
+	au.ha1 = HA1A;
 	rq_init(q, "c1", cseq, 900);
 	rq_contact(q, "sip:alice@192.0.2.1", -1);
-	reg_run_ex(q, &pol, res, REGDATA_REG_REFRESH_ONLY);
+	q->r.auth = &au;
+	reg_run_ex(q, &pol, res, flags);
 }
 
-/* The edge's refresh of an AOR's only binding takes a straight-line path through
- * the script (issue 6): it must leave exactly what the registrar's general path
- * leaves — binding, its "\1" field (expiry, new CSeq, first registration kept),
- * the key's TTL — and answer the same. With another binding, live or expired, the
- * edge's refresh takes the general path and is still written. */
+static void edge_refresh(struct rq *q, struct regdata_reg_result *res, uint32_t cseq)
+{
+	edge_refresh_ex(q, res, cseq, EDGE_SCRIPT);
+}
+
+static void snap_same(const struct snap *x, const struct snap *g)
+{
+	assert_int_equal(x->code, 200);
+	assert_int_equal(x->code, g->code);
+	assert_int_equal(x->refreshed, 1);
+	assert_int_equal(x->refreshed, g->refreshed);
+	assert_int_equal(x->n, 1);
+	assert_int_equal(x->n, g->n);
+	assert_int_equal(x->expires_in, 900);
+	assert_int_equal(x->expires_in, g->expires_in);
+	assert_string_equal(x->contact, g->contact);
+	assert_true(x->first_kept);
+	assert_int_equal(strncmp(x->meta, "2 ", 2), 0);
+	assert_string_equal(strrchr(x->meta, ' '), strrchr(g->meta, ' '));
+	/* times are Redis' at each run: equal to the request's few milliseconds */
+	assert_in_range(x->exp_in_ms, 899000, 901000);
+	assert_true(x->score_in_ms == x->exp_in_ms);
+	assert_in_range(x->pttl[0], 900000 + REGDATA_TTL_SLACK_MS - 2000,
+			900000 + REGDATA_TTL_SLACK_MS);
+	/* one key per AOR: the three-key layout's exp and meta are not made */
+	for (int i = 1; i < 3; i++)
+		assert_int_equal(x->pttl[i], -2);
+}
+
+/* The edge's refresh of an AOR's binding by the refresh script (issue 6) and by the
+ * registration script's refresh-only mode must leave exactly what the registrar's
+ * general path leaves — binding, its "\1" field (expiry, new CSeq, first
+ * registration kept), the key's TTL — and answer the same; with another binding,
+ * live or expired, too. */
 static void test_refresh_fast_path(void **state)
 {
+	static const unsigned ways[2] = {EDGE_SCRIPT, REGDATA_REG_REFRESH_ONLY};
 	struct regdata_reg_result res = {0};
-	struct snap fast, general;
+	struct snap x, general;
 	struct rq q;
 
 	(void)state;
-	refresh_snapshot(REGDATA_REG_REFRESH_ONLY, &fast);
 	refresh_snapshot(0, &general);
-	assert_int_equal(fast.code, 200);
-	assert_int_equal(fast.code, general.code);
-	assert_int_equal(fast.refreshed, 1);
-	assert_int_equal(fast.refreshed, general.refreshed);
-	assert_int_equal(fast.n, 1);
-	assert_int_equal(fast.n, general.n);
-	assert_int_equal(fast.expires_in, 900);
-	assert_int_equal(fast.expires_in, general.expires_in);
-	assert_string_equal(fast.contact, general.contact);
-	assert_true(fast.first_kept);
 	assert_true(general.first_kept);
-	assert_int_equal(strncmp(fast.meta, "2 ", 2), 0);
-	assert_int_equal(strncmp(general.meta, "2 ", 2), 0);
-	assert_string_equal(strrchr(fast.meta, ' '), strrchr(general.meta, ' '));
-	/* times are Redis' at each run: equal to the request's few milliseconds */
-	assert_in_range(fast.exp_in_ms, 899000, 901000);
-	assert_in_range(general.exp_in_ms, 899000, 901000);
-	assert_true(fast.score_in_ms == fast.exp_in_ms);
-	assert_true(general.score_in_ms == general.exp_in_ms);
-	assert_in_range(fast.pttl[0], 900000 + REGDATA_TTL_SLACK_MS - 2000,
-			900000 + REGDATA_TTL_SLACK_MS);
-	assert_in_range(general.pttl[0], 900000 + REGDATA_TTL_SLACK_MS - 2000,
-			900000 + REGDATA_TTL_SLACK_MS);
-	/* one key per AOR: the three-key layout's exp and meta are not made */
-	for (int i = 1; i < 3; i++) {
-		assert_int_equal(fast.pttl[i], -2);
-		assert_int_equal(general.pttl[i], -2);
-	}
+	snap_same(&general, &general);
+	for (int w = 0; w < 2; w++) {
+		refresh_snapshot(ways[w], &x);
+		snap_same(&x, &general);
 
-	/* two live bindings: the edge's refresh of one is written, both answered */
-	flush();
+		/* two live bindings: the edge's refresh of one is written, both answered,
+		 * the key kept for the later expiry */
+		flush();
+		rq_init(&q, "c1", 1, 600);
+		rq_contact(&q, "sip:alice@192.0.2.1", -1);
+		rq_contact(&q, "sip:alice@192.0.2.2", 1800);
+		reg_run(&q, &pol, &res);
+		assert_int_equal(res.added, 2);
+		edge_refresh_ex(&q, &res, 2, ways[w]);
+		assert_int_equal(res.code, 200);
+		assert_int_equal(res.refreshed, 1);
+		assert_int_equal(res.bindings.n, 2);
+		assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:reg"),
+				1800000 + REGDATA_TTL_SLACK_MS - 2000,
+				1800000 + REGDATA_TTL_SLACK_MS);
+		/* the other one expired: purged on the way, the refresh still written, the
+		 * key kept for this one's expiry */
+		age("sip:alice@192.0.2.2", "alice@example.com");
+		edge_refresh_ex(&q, &res, 3, ways[w]);
+		assert_int_equal(res.code, 200);
+		assert_int_equal(res.refreshed, 1);
+		assert_int_equal(res.bindings.n, 1);
+		assert_string_equal(res.bindings.b[0]->contact, "sip:alice@192.0.2.1");
+		assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
+		assert_in_range(srv_int("PTTL %s", "t:{alice@example.com}:reg"),
+				900000 + REGDATA_TTL_SLACK_MS - 2000,
+				900000 + REGDATA_TTL_SLACK_MS);
+		/* a refresh of an expired only binding is not one: deferred */
+		age("sip:alice@192.0.2.1", "alice@example.com");
+		edge_refresh_ex(&q, &res, 4, ways[w]);
+		assert_true(res.deferred);
+	}
+	regdata_reg_result_release(&res);
+}
+
+static void hset(const char *field, const char *value)
+{
+	redisReply *r = srv_cmd("HSET t:{alice@example.com}:reg %s %s", field, value);
+
+	assert_non_null(r);
+	freeReplyObject(r);
+}
+
+/* What the refresh script (the edge's, for one contact) writes and what it leaves
+ * to the registrar's script, and the requests it is never given. */
+static void test_refresh_script(void **state)
+{
+	struct regdata_reg_result res = {0};
+	Skein__Sip__V1__RegisterAuth au = SKEIN__SIP__V1__REGISTER_AUTH__INIT;
+	struct regdata_reg_cmd *cmd;
+	char buf[256], first[64];
+	struct rq q;
+
+	(void)state;
+	/* Not candidates (the general way): two contacts, Contact: *, a removal, no
+	 * digest, an expiry under min_expires (423), a bad AOR (400). */
+	for (int i = 0; i < 6; i++) {
+		rq_init(&q, "c1", 2, i == 4 ? 10 : 600);
+		if (i == 1)
+			q.r.star = true;
+		else
+			rq_contact(&q, "sip:alice@192.0.2.1", i == 2 ? 0 : -1);
+		if (i == 0)
+			rq_contact(&q, "sip:alice@192.0.2.2", -1);
+		if (i == 5)
+			q.r.aor = "alice{x}@example.com";
+		if (i != 3)
+			q.r.auth = &au;
+		au.cred_key = CRED;
+		au.field = "ha1_md5";
+		au.nc_key = NCKEY;
+		au.ha1 = HA1A;
+		cmd = (void *)1;
+		assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q.r, &pol), 0);
+		assert_null(cmd);
+	}
+	/* a cred key of another slot: refused outright */
+	au.cred_key = "t:{bob@example.com}:cred";
+	rq_init(&q, "c1", 2, 600);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
+	assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q.r, &pol), SK_EINVAL);
+	assert_null(cmd);
+
+	/* No binding: an addition, deferred with nothing written. */
+	auth_setup(&au);
+	edge_refresh(&q, &res, 2);
+	assert_true(res.deferred);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:reg"), 0);
 	rq_init(&q, "c1", 1, 600);
 	rq_contact(&q, "sip:alice@192.0.2.1", -1);
-	rq_contact(&q, "sip:alice@192.0.2.2", 300);
 	reg_run(&q, &pol, &res);
-	assert_int_equal(res.added, 2);
-	edge_refresh(&q, &res, 2);
+	assert_int_equal(res.added, 1);
+	meta_get("sip:alice@192.0.2.1", first, sizeof(first), NULL);
+
+	/* The HA1 changed since the edge cached it: 401 with the stored one, nothing
+	 * written. */
+	{
+		redisReply *r = srv_cmd("HSET %s ha1_md5 %s", CRED, HA1B);
+
+		assert_non_null(r);
+		freeReplyObject(r);
+		au.ha1 = HA1A;
+		rq_init(&q, "c1", 2, 900);
+		rq_contact(&q, "sip:alice@192.0.2.1", -1);
+		q.r.auth = &au;
+		reg_run_ex(&q, &pol, &res, EDGE_SCRIPT);
+		assert_int_equal(res.code, 401);
+		assert_int_equal(res.auth_check, SKEIN__SIP__V1__AUTH_CHECK__AUTH_CHECK_STALE);
+		assert_string_equal(res.current_ha1, HA1B);
+		meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
+		assert_string_equal(buf, first);
+	}
+
+	/* The same or an older CSeq in the Call-ID (replay, out of order): deferred. */
+	edge_refresh(&q, &res, 1);
+	assert_true(res.deferred);
+	edge_refresh(&q, &res, 0);
+	assert_true(res.deferred);
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
+	assert_string_equal(buf, first);
+
+	/* A higher CSeq: written, the first registration's time kept ("<cseq> <first>
+	 * <call-id>" after the expiry). */
+	edge_refresh(&q, &res, 5); /* with HA1A stored again */
 	assert_int_equal(res.code, 200);
 	assert_int_equal(res.refreshed, 1);
-	assert_int_equal(res.bindings.n, 2);
-	/* the other one expired: purged on the way, the refresh still written */
-	age("sip:alice@192.0.2.2", "alice@example.com");
-	edge_refresh(&q, &res, 3);
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
+	assert_int_equal(strncmp(buf, "5 ", 2), 0);
+	assert_string_equal(strchr(buf, ' '), strchr(first, ' '));
+
+	/* Another Call-ID: a refresh too, the first registration's time now this one. */
+	rq_init(&q, "c9", 1, 900);
+	rq_contact(&q, "sip:alice@192.0.2.1", -1);
+	q.r.auth = &au;
+	reg_run_ex(&q, &pol, &res, EDGE_SCRIPT);
 	assert_int_equal(res.code, 200);
 	assert_int_equal(res.refreshed, 1);
+	meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), NULL);
+	assert_int_equal(strncmp(buf, "1 ", 2), 0);
+	assert_non_null(strstr(buf, " c9"));
+	assert_true(strtoull(buf + 2, NULL, 10) > strtoull(first + 2, NULL, 10));
+
+	/* A "\1" field without its binding (left by hand or by a crash of an older
+	 * version): purged with the refresh, as the general script's load() does. */
+	hset("\1sip:alice@192.0.2.9", "99999999999999 1 1 x");
+	edge_refresh(&q, &res, 6);
+	assert_int_equal(res.code, 200);
 	assert_int_equal(res.bindings.n, 1);
 	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 2);
-	/* a refresh of an expired only binding is not one: deferred */
-	age("sip:alice@192.0.2.1", "alice@example.com");
-	edge_refresh(&q, &res, 4);
+
+	/* Another binding still in the three-key layout (no "\1" field): deferred, for
+	 * the registrar's script to move it. */
+	hset("sip:alice@192.0.2.8", "x");
+	edge_refresh(&q, &res, 7);
 	assert_true(res.deferred);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 3);
+
+	/* The contact's "\1" field alone, beside another binding: an addition
+	 * (announced by the registrar), not a refresh. */
+	flush();
+	rq_init(&q, "c2", 1, 600);
+	rq_contact(&q, "sip:alice@192.0.2.2", -1);
+	reg_run(&q, &pol, &res);
+	assert_int_equal(res.added, 1);
+	hset("\1sip:alice@192.0.2.1", "99999999999999 1 1700000000000 c1");
+	edge_refresh(&q, &res, 2);
+	assert_true(res.deferred);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 3);
 	regdata_reg_result_release(&res);
 }
 
@@ -1127,8 +1304,9 @@ static void test_legacy_layout(void **state)
 		if (!strcmp(res.bindings.b[i]->contact, "sip:alice@192.0.2.1"))
 			assert_int_equal(res.bindings.b[i]->registered_ms, first);
 
-	/* The edge's refresh of a lone binding in the old layout (the straight-line
-	 * path does not apply): moved, then written. */
+	/* The edge's refresh of a lone binding in the old layout: the refresh script
+	 * leaves it to the registrar (nothing written, the old keys kept); the
+	 * registration script's refresh-only mode moves it, then writes. */
 	flush();
 	edge_refresh(&q, &res, 1);
 	assert_true(res.deferred);
@@ -1138,6 +1316,10 @@ static void test_legacy_layout(void **state)
 	assert_int_equal(res.added, 1);
 	to_legacy();
 	edge_refresh(&q, &res, 2);
+	assert_true(res.deferred);
+	assert_int_equal(srv_int("HLEN %s", "t:{alice@example.com}:reg"), 1);
+	assert_int_equal(srv_int("EXISTS %s", "t:{alice@example.com}:exp"), 1);
+	edge_refresh_ex(&q, &res, 2, REGDATA_REG_REFRESH_ONLY);
 	assert_int_equal(res.code, 200);
 	assert_int_equal(res.refreshed, 1);
 	assert_int_equal(res.bindings.n, 1);
@@ -1187,6 +1369,7 @@ int main(void)
 		RT(test_legacy_layout),
 		RT(test_result_shape),		  RT(test_auth_check),
 		RT(test_refresh_only),		  RT(test_refresh_fast_path),
+		RT(test_refresh_script),
 	};
 
 	(void)srv_signal; /* sk_test_redis.h's outage helper: not needed here */
