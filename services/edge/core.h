@@ -12,6 +12,7 @@
 #include <sofia-sip/msg_buffer.h>
 #include "skein/sk_daemon.h"
 #include "skein/sk_metrics.h"
+#include "regdata_lookup.h"
 #include "transport.h"
 #include "txn.h"
 #include "digest.h"
@@ -110,6 +111,11 @@ struct edge {
 	size_t ndomains;
 	uv_timer_t *dom_timer;
 	bool dom_pending;
+	/* Redis' clock (regdata_lookup.h), sampled with the domain refresh: the
+	 * REGISTER refreshes and the routing lookups take their time from it instead of
+	 * a TIME each (core_domain.c) */
+	struct regdata_clock rclock;
+	uint64_t rclock_sent; /* monotonic ms of the TIME in flight, 0: none */
 	/* our addresses, for Via/Record-Route and for "is this URI us" */
 	char host[64];
 	uint16_t port[EDGE_PROTO_MAX_];
@@ -149,6 +155,9 @@ int edge_reply(struct edge *e, struct edge_stx *stx, int status, const char *rea
 /* core_domain.c */
 int edge_domains_start(struct edge *e);
 void edge_domains_stop(struct edge *e);
+/* Redis' time in unix ms as sampled here (core_domain.c), 0 without a recent sample:
+ * the caller then lets Redis read its TIME. */
+uint64_t edge_redis_now(const struct edge *e);
 bool edge_domain_local(const struct edge *e, const char *host);
 /* host[:port] names this edge (advertised or listening address, a port of ours). */
 bool edge_uri_is_us(const struct edge *e, const url_t *u);

@@ -1,6 +1,7 @@
 /* core_domain: the domains this cluster serves (a Redis set written by `skeinctl domain
  * add`) and their call limit overrides (`skeinctl domain set`), cached in memory and
- * refreshed every second, and "is this URI us". */
+ * refreshed every second, and "is this URI us"; in the same tick, a sample of Redis'
+ * clock (regdata_clock) for the REGISTER refreshes and the routing lookups. */
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "core.h"
 #include "sipmsg.h"
 #include "regdata.h"
+#include "regdata_lookup.h"
 
 SK_LOG_MODULE("edge");
 
@@ -53,6 +55,26 @@ static void on_limits(int err, struct redisReply *r, void *arg)
 	edge_limits_overrides(arg, err, r);
 }
 
+static uint64_t mono_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+static void on_time(int err, struct redisReply *r, void *arg)
+{
+	struct edge *e = arg;
+	uint64_t ms;
+
+	if (!err && e->rclock_sent && !regdata_time_ms(r, &ms))
+		regdata_clock_sample(&e->rclock, e->rclock_sent, mono_ms(), ms);
+	e->rclock_sent = 0;
+}
+
+uint64_t edge_redis_now(const struct edge *e)
+{
+	return regdata_clock_now(&e->rclock, mono_ms());
+}
+
 /* The per-domain call limits are read in the same tick, just before the set: replies
  * come in order, so a domain seen served has its overrides of that moment applied
  * too (the tests rely on it). */
@@ -63,6 +85,12 @@ static void refresh(uv_timer_t *t)
 
 	if (e->dom_pending || !sk_redis_ready(e->redis))
 		return;
+	if (!e->rclock_sent) {
+		uint64_t sent = mono_ms();
+
+		if (sk_redis_cmdf(e->redis, on_time, e, "TIME") == 0)
+			e->rclock_sent = sent ? sent : 1;
+	}
 	if (!regdata_key_limits(key, sizeof(key), e->cluster))
 		sk_redis_cmdf(e->redis, on_limits, e, "HGETALL %s", key);
 	if (regdata_key_domains(key, sizeof(key), e->cluster))

@@ -599,9 +599,10 @@ static void lookup(struct fork *f, const char *user, const char *domain)
 		fork_end(f);
 		return;
 	}
-	/* TIME + HGETALL, no script (regdata_lookup.h): the read costs Redis a
-	 * fraction of the purging script's. */
-	if (regdata_lookup(e->redis, e->cluster, f->aor, &f->bs, on_lookup, sk_ref(f))) {
+	/* HGETALL (and TIME without a recent sample of Redis' clock), no script
+	 * (regdata_lookup.h): the read costs Redis a fraction of the purging script's. */
+	if (regdata_lookup_at(e->redis, e->cluster, f->aor, edge_redis_now(e), &f->bs,
+			      on_lookup, sk_ref(f))) {
 		sk_deref(f);
 		send_final(f, 500, "Server Internal Error (location unavailable)");
 		fork_end(f);
@@ -622,7 +623,8 @@ static void early_lookup(struct fork *f, const url_t *ru)
 
 	if (!edge_domain_local(e, ru->url_host) || aor_of_ruri(f, ru->url_user, ru->url_host))
 		return;
-	if (regdata_lookup(e->redis, e->cluster, f->aor, &f->bs, on_early, sk_ref(f))) {
+	if (regdata_lookup_at(e->redis, e->cluster, f->aor, edge_redis_now(e), &f->bs, on_early,
+			      sk_ref(f))) {
 		sk_deref(f);
 		return; /* lookup() tries again after the authentication */
 	}

@@ -230,7 +230,8 @@ static bool try_direct(struct edge *e, struct reg *r, const Skein__Sip__V1__Regi
 	/* 400 and 423 without Redis are the registrar's answers to give */
 	if (rr->n_contacts == 1) {
 		script = e->refresh_script;
-		err = regdata_refresh_prepare(&cmd, e->cluster, rr, &e->reg_policy);
+		err = regdata_refresh_prepare(&cmd, e->cluster, rr, &e->reg_policy,
+					      edge_redis_now(e));
 	} else {
 		err = regdata_register_prepare_ex(&cmd, &res, e->cluster, rr, &e->reg_policy,
 						  REGDATA_REG_REFRESH_ONLY);

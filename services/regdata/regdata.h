@@ -212,10 +212,11 @@ int regdata_register_prepare_ex(struct regdata_reg_cmd **cp, struct regdata_reg_
  * of one binding (one contact with an expiry above 0, RegisterRequest.auth, and the
  * checks regdata_register_prepare() makes passed); 0 and *cp NULL when it cannot be
  * one (the general way then: regdata_register_prepare_ex(), or the registrar); the
- * errors of regdata_register_prepare_ex(). */
+ * errors of regdata_register_prepare_ex(). now_ms: Redis' time as the caller's
+ * regdata_clock has it (regdata_lookup.h), 0 to let the script read TIME. */
 int regdata_refresh_prepare(struct regdata_reg_cmd **cp, const char *cluster,
 			    const Skein__Sip__V1__RegisterRequest *rq,
-			    const struct regdata_policy *pol);
+			    const struct regdata_policy *pol, uint64_t now_ms);
 /* The expiry a contact gets, in seconds (0: remove), before the min_expires check:
  * its expires parameter, else the Expires header, else default_expires; capped at
  * max_expires. */

@@ -118,8 +118,9 @@ static void on_hash(int err, struct redisReply *reply, void *arg)
 	free(l);
 }
 
-int regdata_lookup(struct sk_redis *r, const char *cluster, const char *aor,
-		   struct regdata_bindings *out, regdata_lookup_cb *cb, void *arg)
+int regdata_lookup_at(struct sk_redis *r, const char *cluster, const char *aor,
+		      uint64_t now_ms, struct regdata_bindings *out, regdata_lookup_cb *cb,
+		      void *arg)
 {
 	char key[512];
 	const char *tv[1] = {"TIME"}, *hv[2] = {"HGETALL", key};
@@ -136,16 +137,50 @@ int regdata_lookup(struct sk_redis *r, const char *cluster, const char *aor,
 	l->out = out;
 	l->cb = cb;
 	l->arg = arg;
+	l->now_ms = now_ms;
 	out->b = NULL;
 	out->n = 0;
-	if ((err = sk_redis_cmd(r, on_time, l, 1, tv, NULL))) {
+	if (!now_ms && (err = sk_redis_cmd(r, on_time, l, 1, tv, NULL))) {
 		free(l);
 		return err;
 	}
 	if ((err = sk_redis_cmd(r, on_hash, l, 2, hv, NULL))) {
+		if (now_ms) {
+			free(l);
+			return err;
+		}
 		/* TIME is in flight with l: its callback frees it; cb never fires. */
 		l->orphan = true;
 		return err;
 	}
 	return 0;
+}
+
+int regdata_lookup(struct sk_redis *r, const char *cluster, const char *aor,
+		   struct regdata_bindings *out, regdata_lookup_cb *cb, void *arg)
+{
+	return regdata_lookup_at(r, cluster, aor, 0, out, cb, arg);
+}
+
+void regdata_clock_sample(struct regdata_clock *c, uint64_t sent_ms, uint64_t recv_ms,
+			  uint64_t redis_ms)
+{
+	uint64_t mid;
+
+	if (!c || !recv_ms || recv_ms < sent_ms || recv_ms - sent_ms > REGDATA_CLOCK_RTT_MAX_MS)
+		return;
+	mid = sent_ms + (recv_ms - sent_ms) / 2;
+	c->offset_ms = (int64_t)redis_ms - (int64_t)mid;
+	c->at_ms = recv_ms;
+}
+
+uint64_t regdata_clock_now(const struct regdata_clock *c, uint64_t mono_ms)
+{
+	int64_t t;
+
+	/* a caller's clock read a little before the sample's is as good */
+	if (!c || !c->at_ms || (mono_ms > c->at_ms && mono_ms - c->at_ms > REGDATA_CLOCK_TTL_MS))
+		return 0;
+	t = (int64_t)mono_ms + c->offset_ms;
+	return t > 0 ? (uint64_t)t : 0;
 }

@@ -202,7 +202,8 @@ const char REGDATA_LUA_REGISTER[] =
 
 
 /* KEYS: reg, cred. ARGV: call-id, cseq, HA1 field, HA1, binding key, expires in s
- * (> 0), packed Binding (C's part). Returns what REGDATA_LUA_REGISTER returns for the
+ * (> 0), packed Binding (C's part) [, Redis' time in unix ms as the edge's
+ * regdata_clock has it; without it, TIME]. Returns what REGDATA_LUA_REGISTER returns for the
  * same request in refresh-only mode: {200, 'ok', 0, 1, 0, blob, seconds, ...} (every
  * live binding), {401, 'stale', 0, 0, 0, current HA1 or ""}, or {0, 'defer', 0, 0, 0}
  * with nothing written when the request is more than a refresh of a live binding
@@ -211,22 +212,26 @@ const char REGDATA_LUA_REGISTER[] =
  * 256 bindings, a time outside 1971-2109.
  *
  * Cost (issue 6): this is the script of most REGISTERs, so it is written for Redis'
- * instructions: seven arguments where the general script takes seventeen (Redis
+ * instructions: eight arguments where the general script takes seventeen (Redis
  * spends ~1 k instructions on each, turning it into a Lua string); no functions
  * defined (every closure is an allocation per call); no tables when the binding is
- * the AOR's only one; the five calls of a refresh — HGET of the HA1 (RFC 7616 §3.4.5:
- * the HA1 the edge verified with is still the stored one), HGETALL, TIME, HSET,
- * PEXPIRE. The nonce-count is not Redis' any more: the edge that issued the nonce
- * keeps it (docs/edge.md). 132 k -> 112 k instructions per refresh in Redis, measured
- * by pipelining 3,000 of them under callgrind (docs/performance.md). */
+ * the AOR's only one; the four calls of a refresh — HGET of the HA1 (RFC 7616 §3.4.5:
+ * the HA1 the edge verified with is still the stored one), HGETALL, HSET, PEXPIRE —
+ * and TIME only when the edge has no recent sample of Redis' clock. The nonce-count
+ * is not Redis' any more: the edge that issued the nonce keeps it (docs/edge.md).
+ * 132 k -> 112 k instructions per refresh in Redis with TIME, 104 k with the edge's
+ * time, measured by pipelining 3,000 of them under callgrind (docs/performance.md). */
 const char REGDATA_LUA_REFRESH[] =
 	"local cur = redis.call('HGET', KEYS[2], ARGV[3])\n"
 	"if cur ~= ARGV[4] then return {401, 'stale', 0, 0, 0, cur or ''} end\n"
 	"local reg, callid, k = KEYS[1], ARGV[1], ARGV[5]\n"
 	"local mk = '\\1' .. k\n"
 	"local z = redis.call('HGETALL', reg)\n"
-	"local t = redis.call('TIME')\n"
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local now = tonumber(ARGV[8])\n"
+	"if not now then\n"
+	"  local t = redis.call('TIME')\n"
+	"  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"end\n"
 	"local out = {200, 'ok', 0, 1, 0, false, 0}\n"
 	"local m, top, gone = nil, 0, nil\n"
 	"if #z == 4 then\n"

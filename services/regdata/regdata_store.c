@@ -22,7 +22,7 @@ struct slot {
 struct cmd {
 	struct regdata_reg_cmd pub;
 	char keys[3][REGDATA_AOR_MAX + 256];
-	char cseq[24], maxc[24], n[24];
+	char cseq[24], maxc[24], n[24], now[24];
 	/* RegisterRequest.auth (bounded copies, the keys checked by auth_args) */
 	char akeys[2][REGDATA_AOR_MAX + 512], field[16], ha1[HA1_MAX + 1], nc[24], ttl[24];
 	const char *argv[FIXED_ARGS + 3 * REGDATA_REQ_CONTACTS_MAX];
@@ -318,7 +318,7 @@ out:
 
 int regdata_refresh_prepare(struct regdata_reg_cmd **cp, const char *cluster,
 			    const Skein__Sip__V1__RegisterRequest *rq,
-			    const struct regdata_policy *pol)
+			    const struct regdata_policy *pol, uint64_t now_ms)
 {
 	struct regdata_reg_result res;
 	char aor[REGDATA_AOR_MAX];
@@ -373,6 +373,11 @@ int regdata_refresh_prepare(struct regdata_reg_cmd **cp, const char *cluster,
 		c->lens[i] = strlen(c->argv[i]);
 	c->argv[a] = (const char *)s->blob;
 	c->lens[a++] = s->len;
+	if (now_ms) {
+		itoa10(c->now, (int64_t)now_ms);
+		c->argv[a] = c->now;
+		c->lens[a++] = strlen(c->now);
+	}
 	c->pub.argc = (int)a;
 	c->pub.argv = c->argv;
 	c->pub.lens = c->lens;

@@ -75,14 +75,18 @@ def test_password_change_replay_and_delete():
         # A cached REGISTER is one script: no HGET of its own (the one counted is the
         # script's check of the HA1), no second EVALSHA, and no nonce-count in Redis
         # (the edge that issued the nonce keeps it). A refresh of the only binding
-        # reads and writes the AOR's one hash once each (TIME, HGETALL, HSET, PEXPIRE).
+        # reads and writes the AOR's one hash once each (HGETALL, HSET, PEXPIRE), at
+        # Redis' time as the edge samples it: no TIME of its own. The edge's
+        # once-a-second tick (TIME, HGETALL of the call limits, SMEMBERS of the
+        # domains) may fall in the window: its commands are counted by SMEMBERS.
         if i == 0:
             c.redis.cmd("CONFIG", "RESETSTAT")
             ok(port, user, "newer-pw", contact)
             st = commandstats(c)
+            tick = st.get("smembers", 0)
             assert st.get("evalsha", 0) == 1 and st.get("hget") == 1, st
-            assert {k: st.get(k) for k in ("time", "hgetall", "hset", "pexpire")} == \
-                {"time": 1, "hgetall": 1, "hset": 1, "pexpire": 1}, st
+            assert {k: st.get(k, 0) for k in ("time", "hgetall", "hset", "pexpire")} == \
+                {"time": tick, "hgetall": 1 + tick, "hset": 1, "pexpire": 1}, st
             assert not {"zadd", "zrange", "hmget"} & set(st), st
             assert "set" not in st and "get" not in st, st
 

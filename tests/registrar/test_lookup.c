@@ -170,6 +170,18 @@ static void test_lookup_live_sorted(void **state)
 		regdata_bindings_free(&ref);
 	}
 
+	/* At a time the caller's clock gives (no TIME): the bindings live then. */
+	t.calls = 0;
+	assert_int_equal(regdata_lookup_at(t.r, "t", "alice@example.com", now + 59000, &t.bs,
+					   on_lookup, &t),
+			 0);
+	WAIT_UNTIL(&t, t.calls == 1, 3000);
+	assert_int_equal(t.err, 0);
+	assert_int_equal(t.bs.n, 2);
+	assert_string_equal(t.bs.b[0]->contact, "sip:a@192.0.2.2");
+	assert_int_equal(t.bs.b[1]->expires_in, 1);
+	regdata_bindings_free(&t.bs);
+
 	/* An unknown AOR: no binding, no error. */
 	t.calls = 0;
 	assert_int_equal(regdata_lookup(t.r, "t", "nobody@example.com", &t.bs, on_lookup, &t), 0);
@@ -177,6 +189,33 @@ static void test_lookup_live_sorted(void **state)
 	assert_int_equal(t.err, 0);
 	assert_int_equal(t.bs.n, 0);
 	t_close(&t);
+}
+
+/* Redis' clock kept by a client: the offset from the middle of the sample's round
+ * trip, samples of a long round trip not taken, none used once old. */
+static void test_clock(void **state)
+{
+	struct regdata_clock c = {0};
+
+	(void)state;
+	assert_true(regdata_clock_now(&c, 1000) == 0); /* no sample yet */
+	regdata_clock_sample(&c, 1000, 1010, 1700000000005ull);
+	assert_true(regdata_clock_now(&c, 1010) == 1700000000010ull);
+	assert_true(regdata_clock_now(&c, 2005) == 1700000001005ull);
+	assert_true(regdata_clock_now(&c, 1005 + REGDATA_CLOCK_TTL_MS) ==
+		    1700000000005ull + REGDATA_CLOCK_TTL_MS);
+	assert_true(regdata_clock_now(&c, 1011 + REGDATA_CLOCK_TTL_MS) == 0); /* stale */
+	/* a read a little before the sample's answer (another clock read) still works */
+	assert_true(regdata_clock_now(&c, 1008) == 1700000000008ull);
+	/* a slow round trip, or an answer before its question: not taken */
+	regdata_clock_sample(&c, 3000, 3000 + REGDATA_CLOCK_RTT_MAX_MS + 1, 1800000000000ull);
+	regdata_clock_sample(&c, 3000, 2999, 1800000000000ull);
+	assert_true(regdata_clock_now(&c, 1010) == 1700000000010ull);
+	/* a new sample replaces the offset (Redis' clock was stepped) */
+	regdata_clock_sample(&c, 4000, 4000, 1800000000000ull);
+	assert_true(regdata_clock_now(&c, 4100) == 1800000000100ull);
+	regdata_clock_sample(NULL, 1, 2, 3);
+	assert_true(regdata_clock_now(NULL, 1) == 0);
 }
 
 static void test_lookup_bad_input(void **state)
@@ -235,6 +274,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		RT(test_lookup_live_sorted),
 		RT(test_lookup_bad_input),
+		cmocka_unit_test(test_clock),
 	};
 
 	(void)srv_signal; /* sk_test_redis.h's and sk_test_loop.h's helpers not needed */

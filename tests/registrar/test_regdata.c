@@ -299,6 +299,8 @@ static void test_prepare_checks(void **state)
 /* reg_run_ex's flag for the edge's refresh script (regdata_refresh_prepare and
  * REGDATA_LUA_REFRESH) instead of the registration script. */
 #define EDGE_SCRIPT 0x100u
+/* Redis' time the edge's clock gives the refresh script; 0: the script reads TIME. */
+static uint64_t edge_now_ms;
 
 /* EVAL the registration script (or the refresh script) for q; res must be released. */
 static void reg_run_ex(struct rq *q, const struct regdata_policy *p,
@@ -315,7 +317,7 @@ static void reg_run_ex(struct rq *q, const struct regdata_policy *p,
 
 	regdata_reg_result_release(res);
 	if (edge)
-		assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q->r, p), 0);
+		assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q->r, p, edge_now_ms), 0);
 	else
 		assert_int_equal(regdata_register_prepare_ex(&cmd, res, "t", &q->r, p, flags), 0);
 	assert_non_null(cmd);
@@ -1129,7 +1131,7 @@ static void test_refresh_script(void **state)
 		au.nc_key = NCKEY;
 		au.ha1 = HA1A;
 		cmd = (void *)1;
-		assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q.r, &pol), 0);
+		assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q.r, &pol, 0), 0);
 		assert_null(cmd);
 	}
 	/* a cred key of another slot: refused outright */
@@ -1137,7 +1139,7 @@ static void test_refresh_script(void **state)
 	rq_init(&q, "c1", 2, 600);
 	rq_contact(&q, "sip:alice@192.0.2.1", -1);
 	q.r.auth = &au;
-	assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q.r, &pol), SK_EINVAL);
+	assert_int_equal(regdata_refresh_prepare(&cmd, "t", &q.r, &pol, 0), SK_EINVAL);
 	assert_null(cmd);
 
 	/* No binding: an addition, deferred with nothing written. */
@@ -1198,6 +1200,30 @@ static void test_refresh_script(void **state)
 	assert_int_equal(strncmp(buf, "1 ", 2), 0);
 	assert_non_null(strstr(buf, " c9"));
 	assert_true(strtoull(buf + 2, NULL, 10) > strtoull(first + 2, NULL, 10));
+
+	/* The time from the edge's clock (regdata_clock): expiry and first registration
+	 * are that time's, exactly; a time past the binding's expiry makes it an
+	 * addition (deferred). */
+	{
+		uint64_t t = redis_now_ms() + 5000, exp_ms;
+
+		edge_now_ms = t;
+		rq_init(&q, "c8", 1, 900);
+		rq_contact(&q, "sip:alice@192.0.2.1", -1);
+		q.r.auth = &au;
+		reg_run_ex(&q, &pol, &res, EDGE_SCRIPT);
+		assert_int_equal(res.code, 200);
+		assert_int_equal(res.bindings.n, 1);
+		assert_true(res.bindings.b[0]->expires_at_ms == t + 900000);
+		assert_true(res.bindings.b[0]->registered_ms == t);
+		meta_get("sip:alice@192.0.2.1", buf, sizeof(buf), &exp_ms);
+		assert_true(exp_ms == t + 900000);
+		edge_now_ms = t + 900000;
+		q.r.cseq = 2;
+		reg_run_ex(&q, &pol, &res, EDGE_SCRIPT);
+		edge_now_ms = 0;
+		assert_true(res.deferred);
+	}
 
 	/* A "\1" field without its binding (left by hand or by a crash of an older
 	 * version): purged with the refresh, as the general script's load() does. */
