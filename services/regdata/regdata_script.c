@@ -212,8 +212,9 @@ const char REGDATA_LUA_REGISTER[] =
  * 256 bindings, a time outside 1971-2109.
  *
  * Cost (issue 6): this is the script of most REGISTERs, so it is written for Redis'
- * instructions: eight arguments where the general script takes seventeen (Redis
- * spends ~1 k instructions on each, turning it into a Lua string); no functions
+ * instructions: ten arguments, keys included, where the general script takes
+ * seventeen (Redis spends ~1 k instructions on each, turning it into a Lua string);
+ * no functions
  * defined (every closure is an allocation per call); no tables when the binding is
  * the AOR's only one; the four calls of a refresh — HGET of the HA1 (RFC 7616 §3.4.5:
  * the HA1 the edge verified with is still the stored one), HGETALL, HSET, PEXPIRE —
